@@ -1,0 +1,56 @@
+"""Pressroom: background PDF jobs with a reload-safe browser UI."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from webapp import config as config_module
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: defaults (webapp/config.py), then the environment, then `config` (tests)."""
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+                instance_path=str(config_module.data_dir(config_module.load(config))))
+    app.config.from_mapping(config_module.load(config))
+    Path(app.config["PRESSROOM_DATA"]).mkdir(parents=True, exist_ok=True)
+    _logging(app)
+
+    from webapp.extensions import babel, csrf, db, htmx, login_manager, migrate
+    from webapp.i18n import select_locale
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+
+    from workers.broker import init_app as init_broker
+
+    init_broker(app)
+
+    from webapp import auth, cli, errors, templating, views
+
+    auth.init_app(app)
+    errors.init_app(app)
+    views.init_app(app)
+    cli.init_app(app)
+    templating.init_app(app)
+
+    with app.app_context():
+        engine = db.engine
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    return app
+
+
+def _logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")

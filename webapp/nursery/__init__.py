@@ -1,0 +1,1 @@
+"""The nursery's potting lots: table filters, CSV import, demo data."""

@@ -1,0 +1,143 @@
+"""CSV import of potting lots: upsert by lot_number, every row checked first, all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+from datetime import date
+
+import sqlalchemy as sa
+
+from webapp.jobs.db import write_txn
+from webapp.models import PottingLot
+
+COLUMNS = ("lot_number", "plant_name", "pot_size", "quantity", "potting_date", "location", "customer")
+REQUIRED = COLUMNS[:-1]
+LIMITS = {"lot_number": 40, "plant_name": 200, "pot_size": 20, "location": 60, "customer": 120}
+MAX_ERRORS = 50
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # 0: the file as a whole
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
+
+
+class ImportFailed(Exception):
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__("; ".join(map(str, errors)))
+        self.errors = errors
+
+
+@dataclass
+class ImportResult:
+    total: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportFailed([RowError(0, "The file is not UTF-8 text. Save it as 'CSV UTF-8' and try again.")]) from None
+
+
+def _dialect(text: str) -> str:
+    header = text.split("\n", 1)[0]
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def parse(data: bytes) -> list[tuple[int, dict[str, object]]]:
+    """Rows as (line number, typed values); raises ImportFailed listing every bad row."""
+    text = _decode(data)
+    if not text.strip():
+        raise ImportFailed([RowError(0, "The file is empty.")])
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_dialect(text))
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    reader.fieldnames = header
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise ImportFailed([RowError(1, f"Missing column(s): {', '.join(missing)}. "
+                                        f"The header must name: {', '.join(COLUMNS)}.")])
+    rows: list[tuple[int, dict[str, object]]] = []
+    errors: list[RowError] = []
+    seen: dict[str, int] = {}
+    for raw in reader:
+        line = reader.line_num
+        if not any((v or "").strip() for k, v in raw.items() if k):
+            continue
+        values, problems = _row(raw)
+        lot = str(values.get("lot_number", ""))
+        if lot and lot in seen:
+            problems.append(f"lot_number {lot!r} already appears on line {seen[lot]}")
+        seen.setdefault(lot, line)
+        errors.extend(RowError(line, p) for p in problems)
+        rows.append((line, values))
+        if len(errors) >= MAX_ERRORS:
+            break
+    if errors:
+        raise ImportFailed(errors)
+    if not rows:
+        raise ImportFailed([RowError(0, "The file has a header but no rows.")])
+    return rows
+
+
+def _row(raw: dict[str, str | None]) -> tuple[dict[str, object], list[str]]:
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for column in COLUMNS:
+        value = (raw.get(column) or "").strip()
+        if column in REQUIRED and not value:
+            problems.append(f"{column} is empty")
+            continue
+        if column in LIMITS and len(value) > LIMITS[column]:
+            problems.append(f"{column} is longer than {LIMITS[column]} characters")
+            continue
+        values[column] = value
+    if "quantity" in values:
+        try:
+            values["quantity"] = int(str(values["quantity"]))
+            if values["quantity"] < 0:  # type: ignore[operator]
+                raise ValueError
+        except ValueError:
+            problems.append(f"quantity {raw.get('quantity')!r} is not a whole number ≥ 0")
+    if "potting_date" in values:
+        try:
+            values["potting_date"] = date.fromisoformat(str(values["potting_date"]))
+        except ValueError:
+            problems.append(f"potting_date {raw.get('potting_date')!r} is not a date like 2026-11-23")
+    values["customer"] = values.get("customer") or None
+    return values, problems
+
+
+def import_csv(data: bytes) -> ImportResult:
+    """Check every row, then upsert them all in one transaction."""
+    rows = parse(data)
+    result = ImportResult(total=len(rows))
+    numbers = [str(v["lot_number"]) for _, v in rows]
+    with write_txn() as session:
+        existing: dict[str, PottingLot] = {}
+        for i in range(0, len(numbers), 5000):
+            existing.update((lot.lot_number, lot) for lot in session.scalars(
+                sa.select(PottingLot).where(PottingLot.lot_number.in_(numbers[i:i + 5000]))))
+        for _, values in rows:
+            lot = existing.get(str(values["lot_number"]))
+            if lot is None:
+                session.add(PottingLot(**values))
+                result.created += 1
+            elif any(getattr(lot, k) != v for k, v in values.items()):
+                for key, value in values.items():
+                    setattr(lot, key, value)
+                result.updated += 1
+            else:
+                result.unchanged += 1
+    return result

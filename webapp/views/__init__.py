@@ -1,0 +1,14 @@
+"""Blueprints, one per area."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from webapp.extensions import csrf
+    from webapp.views import api, auth, health, jobs, nursery
+
+    csrf.exempt(api.bp)  # Bearer tokens only: no cookies, so no CSRF
+    for module in (auth, jobs, nursery, api, health):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,68 @@
+"""Login, logout and the language choice."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SelectField
+from wtforms.validators import DataRequired, Email
+
+from webapp.auth import safe_next
+from webapp.extensions import db
+from webapp.models import User
+
+bp = Blueprint("auth", __name__)
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False)])
+    password = PasswordField("Password", validators=[DataRequired()])
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():  # type: ignore[no-untyped-def]
+    """Show the login form; on success go back to where the user was."""
+    form = LoginForm()
+    next_url = safe_next(request.values.get("next"))
+    if form.validate_on_submit():
+        user = db.session.scalars(sa.select(User).where(
+            sa.func.lower(User.email) == form.email.data.strip().lower())).first()
+        if user is not None and user.check_password(form.password.data):
+            login_user(user, remember=True)
+            return redirect(next_url or url_for("nursery.potting_lots"))
+        form.password.errors.append(_("Wrong email or password. Check both and try again."))
+    elif request.args.get("expired"):
+        flash(_("Your session expired. Log in again to continue where you were."), "info")
+    return render_template("auth/login.html", form=form, next_url=next_url)
+
+
+@bp.post("/logout")
+@login_required
+def logout():  # type: ignore[no-untyped-def]
+    """End the session."""
+    logout_user()
+    return redirect(url_for("auth.login"))
+
+
+class LanguageForm(FlaskForm):
+    locale = SelectField(choices=[("en", "English"), ("nl", "Nederlands")])
+
+
+@bp.post("/settings/language")
+@login_required
+def language():  # type: ignore[no-untyped-def]
+    """Remember the user's language."""
+    form = LanguageForm()
+    if form.validate_on_submit():
+        current_user.locale = form.locale.data
+        db.session.commit()
+    return redirect(safe_next(request.form.get("next")) or url_for("jobs.index"))
+
+
+@bp.get("/")
+def home():  # type: ignore[no-untyped-def]
+    """The start page is the potting-lot table."""
+    return redirect(url_for("nursery.potting_lots"))

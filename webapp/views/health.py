@@ -1,0 +1,30 @@
+"""Health check for load balancers and the supervisor."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify
+
+from webapp.extensions import db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    """200 when the database and Redis answer, 503 otherwise."""
+    checks = {}
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # report, never raise: this page must answer
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    try:
+        current_app.extensions["pressroom.broker"].client.ping()
+        checks["redis"] = "ok"
+    except AttributeError:
+        checks["redis"] = "ok (stub broker)"
+    except Exception as exc:
+        checks["redis"] = f"error: {exc.__class__.__name__}"
+    healthy = all(v.startswith("ok") for v in checks.values())
+    return jsonify(status="ok" if healthy else "error", checks=checks), 200 if healthy else 503

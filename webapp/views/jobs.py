@@ -1,0 +1,92 @@
+"""The job page, its status partial, "My jobs", download, cancel and retry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from webapp import jobs
+from webapp.auth import is_htmx
+from webapp.downloads import send_job_file
+from webapp.extensions import db
+
+bp = Blueprint("jobs", __name__, url_prefix="/jobs")
+
+
+def to_job_page(job_id: str) -> Any:
+    """After starting a job: 303 to its page, or HX-Redirect for an htmx request."""
+    url = url_for("jobs.show", job_id=job_id)
+    if is_htmx():
+        return "", 204, {"HX-Redirect": url}
+    return redirect(url, code=303)
+
+
+@bp.get("/")
+@login_required
+def index():  # type: ignore[no-untyped-def]
+    """My jobs, newest first (admins may ask for everyone's)."""
+    everyone = current_user.is_admin and request.args.get("all") == "1"
+    status = request.args.get("status") or None
+    rows = jobs.list_for(current_user, status=status, limit=100, everyone=everyone)
+    return render_template("jobs/index.html", jobs=rows, everyone=everyone, status=status)
+
+
+@bp.get("/<job_id>")
+@login_required
+def show(job_id: str):  # type: ignore[no-untyped-def]
+    """The job's page: one status partial that polls while the job is live."""
+    job = jobs.get_for(current_user, job_id)
+    return render_template("jobs/show.html", job=job)
+
+
+@bp.get("/<job_id>/status")
+@login_required
+def status(job_id: str):  # type: ignore[no-untyped-def]
+    """The status partial; unchanged answers are 304 (ETag)."""
+    job = jobs.get_for(current_user, job_id)
+    response = render_status(job)
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["Vary"] = "HX-Request, Cookie"
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+def render_status(job: Any) -> Any:
+    return make_response(render_template("partials/_job_status.html", job=job))
+
+
+@bp.get("/<job_id>/download")
+@login_required
+def download(job_id: str):  # type: ignore[no-untyped-def]
+    """The finished file (owner or admin)."""
+    return send_job_file(jobs.get_for(current_user, job_id))
+
+
+@bp.post("/<job_id>/cancel")
+@login_required
+def cancel(job_id: str):  # type: ignore[no-untyped-def]
+    """Cancel a queued or running job."""
+    job = jobs.get_for(current_user, job_id)
+    try:
+        jobs.cancel(job)
+    except jobs.Conflict:
+        db.session.refresh(job)  # it finished meanwhile: show what it is now
+    return _answer(job)
+
+
+@bp.post("/<job_id>/retry")
+@login_required
+def retry(job_id: str):  # type: ignore[no-untyped-def]
+    """Run a failed, cancelled or expired job again ("regenerate")."""
+    job = jobs.retry(jobs.get_for(current_user, job_id))
+    if job.id != job_id:
+        return to_job_page(job.id)
+    return _answer(job)
+
+
+def _answer(job: Any) -> Any:
+    if is_htmx():
+        return render_status(job)
+    return redirect(url_for("jobs.show", job_id=job.id), code=303)

@@ -1,0 +1,1 @@
+"""Dramatiq side: broker, per-message app context, actors, embedded Redis, supervisor."""

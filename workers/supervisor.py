@@ -1,0 +1,150 @@
+"""`pressroom run`: the whole service on one machine, restarting whatever dies.
+
+Starts the embedded Redis (when REDIS_URL is unset), prepares the database, then web (gunicorn,
+threaded), worker (Dramatiq's own processes) and scheduler. Dramatiq's master exits when one of
+its children dies, so a dead worker means restarting the whole worker command. Ctrl-C stops all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from webapp import config as config_module
+
+log = logging.getLogger("pressroom.supervisor")
+
+
+def process_commands(config: dict[str, Any]) -> dict[str, list[str]]:
+    """The production processes (the Procfile lists the same)."""
+    py = sys.executable
+    web_processes = str(config.get("WEB_PROCESSES") or min(4, os.cpu_count() or 1))
+    return {
+        "web": [py, "-m", "gunicorn", "--worker-class", "gthread", "--threads", "8",
+                "--workers", web_processes, "--bind", f"0.0.0.0:{config['PORT']}",
+                "--access-logfile", "-", "--graceful-timeout", "10", "webapp:create_app()"],
+        "worker": [py, "-m", "dramatiq", "workers.broker:setup", "workers.actors",
+                   "--processes", str(config["WORKER_PROCESSES"]),
+                   "--threads", str(config["WORKER_THREADS"]), "--queues", "pressroom",
+                   "--worker-shutdown-timeout", "10000"],
+        "scheduler": [py, "-m", "workers.scheduler"],
+    }
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started: float = field(default=0.0)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+        self.started = time.monotonic()
+        log.info("started %s (pid %d)", self.name, self.process.pid)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+class Supervisor:
+    def __init__(self, children: list[Child]) -> None:
+        self.children = children
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        for child in self.children:
+            if child.process is None:  # the embedded Redis is started (and awaited) earlier
+                child.start()
+        while not self.stopping.wait(0.5):
+            for child in self.children:
+                code = child.process.poll() if child.process else None
+                if code is None:
+                    continue
+                # Back off when a process keeps dying right after its start.
+                quick = time.monotonic() - child.started < 10
+                child.restarts = child.restarts + 1 if quick else 0
+                delay = min(30.0, 0.5 * 2 ** child.restarts) if quick else 0.0
+                log.warning("%s exited with code %s; restarting in %.1f s", child.name, code, delay)
+                if self.stopping.wait(delay):
+                    break
+                child.start()
+        for child in reversed(self.children):
+            child.stop()
+
+
+def prepare(demo: bool, lots: int) -> list[tuple[str, str]]:
+    """Migrate the database and, with --demo on an empty database, add demo data."""
+    import sqlalchemy as sa
+
+    from webapp import create_app
+    from webapp.cli import init_db, seed_demo
+    from webapp.extensions import db
+    from webapp.models import User
+
+    app = create_app()
+    with app.app_context():
+        init_db()
+        logins: list[tuple[str, str]] = []
+        if demo and db.session.scalar(sa.select(sa.func.count(User.id))) == 0:
+            logins = seed_demo(lots)
+        db.engine.dispose()
+    return logins
+
+
+@click.command("run")
+@click.option("--demo", is_flag=True, help="Add demo users and potting lots to an empty database.")
+@click.option("--lots", default=300, show_default=True, help="Demo potting lots.")
+def run_command(demo: bool, lots: int) -> None:
+    """Run the whole service: Redis (embedded unless REDIS_URL is set), web, workers, scheduler."""
+    from workers import redis_server
+
+    config = config_module.load()
+    data = config_module.data_dir(config)
+    data.mkdir(parents=True, exist_ok=True)
+    children: list[Child] = []
+    env = dict(os.environ, PRESSROOM_DATA=str(data), dramatiq_queue_prefetch="1",
+               PYTHONUNBUFFERED="1")
+    if config.get("REDIS_EMBEDDED"):
+        socket = config_module.redis_socket_path(data)
+        process = redis_server.start(data, socket)
+        conf = data / "redis" / "redis.conf"
+        children.append(Child("redis", [str(redis_server.BINARY), str(conf)], env,
+                              process=process, started=time.monotonic()))
+    prepare(demo, lots)
+    for name, argv in process_commands(config).items():
+        children.append(Child(name, argv, env))
+    supervisor = Supervisor(children)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: supervisor.stopping.set())
+    url = config["SITE_URL"]
+    click.echo(f"\n  Pressroom is starting on {url}  (data in {data})")
+    if demo:
+        from webapp.cli import DEMO_USERS
+
+        for email, password, role, _name in DEMO_USERS:
+            click.echo(f"  demo login ({role}): {email} / {password}")
+    click.echo("  Ctrl-C stops everything.\n")
+    supervisor.run()
+
+
+if __name__ == "__main__":
+    run_command()
