@@ -13,6 +13,7 @@ from flask import Flask, Response, abort, redirect, request, url_for
 from flask_login import current_user
 
 from webapp.extensions import db, login_manager
+from webapp.jobs.db import write_txn
 from webapp.models import ApiToken, User, utcnow
 
 
@@ -85,7 +86,9 @@ def user_for_bearer(header: str | None) -> User | None:
     if row is None:
         return None
     now = utcnow()
+    user = row.user
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-        row.last_used_at = now  # throttled: status polling must not write on every request
-        db.session.commit()
-    return row.user
+        # Throttled (status polling must not write on every request), in its own transaction.
+        with write_txn() as session:
+            session.execute(sa.update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+    return user

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import dramatiq
@@ -37,10 +38,9 @@ def setup(app: Flask | None = None) -> dramatiq.Broker:
 
     app = app or create_app()
     broker = app.extensions["pressroom.broker"]
-    broker.add_middleware(AppContextMiddleware(app))
+    if not any(isinstance(m, AppContextMiddleware) for m in broker.middleware):
+        broker.add_middleware(AppContextMiddleware(app))
     dramatiq.set_broker(broker)
-    import sys
-
     actors = sys.modules.get("workers.actors")
     if actors is not None:  # imported earlier (tests): bind its actors to this broker
         for actor in actors.ALL:

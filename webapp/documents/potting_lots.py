@@ -134,17 +134,15 @@ class PottingLotLabels(DocumentKind):
         newest = max((lot.updated_at for lot in lots.values()), default=datetime(2000, 1, 1))
         writer = LabelWriter(PRESETS[p["layout"]], created=newest, start_position=p["start_position"],
                              offset_x=p["offset_x"], offset_y=p["offset_y"], first_slot=start)
-        labels: dict[int, LabelData] = {}
+        # Built before the first progress write: its commit expires every loaded row.
+        labels = {lot_id: label_for(lot) for lot_id, lot in lots.items()}
+        lot_ids = p["lot_ids"]
         lease.progress(0, "Drawing labels", force=True)
         for index in range(start, stop):
-            lot_id = p["lot_ids"][index // copies]
-            label = labels.get(lot_id)
+            label = labels.get(lot_ids[index // copies])
             if label is None:
-                lot = lots.get(lot_id)
-                if lot is None:
-                    raise PermanentError(f"Potting lot #{lot_id} was deleted after this job was "
-                                         "started; print the labels again.")
-                label = labels[lot_id] = label_for(lot)
+                raise PermanentError(f"Potting lot #{lot_ids[index // copies]} was deleted after "
+                                     "this job was started; print the labels again.")
             writer.add(index, label)
             lease.progress(index + 1 - start, "Drawing labels")
         lease.progress(stop - start, "Writing the file", force=True)

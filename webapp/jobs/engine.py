@@ -120,8 +120,8 @@ def send(job_id: str, delay_s: float = 0) -> bool:
         broker().enqueue(message, delay=int(delay_s * 1000) or None)
     except Exception as exc:  # redis down, timeouts: the row is committed, the reaper re-sends
         log.warning("job %s: send failed (%s); the reaper will re-send it", job_id, exc)
-        db.session.execute(sa.update(Job).where(Job.id == job_id).values(sent_at=None))
-        db.session.commit()
+        with write_txn() as session:
+            session.execute(sa.update(Job).where(Job.id == job_id).values(sent_at=None))
         return False
     return True
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp.extensions import db
 from webapp.jobs import artifacts
 from webapp.jobs.db import write_txn
 from webapp.jobs.engine import attach_artifact, kind_of, send
@@ -71,14 +70,13 @@ class Lease:
         values: dict[str, object] = {"heartbeat_at": utcnow(), "progress_done": done}
         if step:
             values["progress_step"] = step
-        session = db.session
-        alive = session.execute(_cas(self.job_id, self.attempts).values(**values)).rowcount
-        if alive and self.parent_id:
-            alive = session.execute(sa.update(Job).where(
-                Job.id == self.parent_id, Job.status == JobStatus.RUNNING
-            ).values(progress_done=Job.progress_done + (done - self.reported),
-                     heartbeat_at=values["heartbeat_at"])).rowcount
-        session.commit()
+        with write_txn() as session:
+            alive = session.execute(_cas(self.job_id, self.attempts).values(**values)).rowcount
+            if alive and self.parent_id:
+                alive = session.execute(sa.update(Job).where(
+                    Job.id == self.parent_id, Job.status == JobStatus.RUNNING
+                ).values(progress_done=Job.progress_done + (done - self.reported),
+                         heartbeat_at=values["heartbeat_at"])).rowcount
         if not alive:
             raise LeaseLost(self.job_id)
         self.reported = done

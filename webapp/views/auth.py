@@ -12,6 +12,7 @@ from wtforms.validators import DataRequired, Email
 
 from webapp.auth import safe_next
 from webapp.extensions import db
+from webapp.jobs.db import write_txn
 from webapp.models import User
 
 bp = Blueprint("auth", __name__)
@@ -57,8 +58,9 @@ def language():  # type: ignore[no-untyped-def]
     """Remember the user's language."""
     form = LanguageForm()
     if form.validate_on_submit():
-        current_user.locale = form.locale.data
-        db.session.commit()
+        with write_txn() as session:
+            session.execute(sa.update(User).where(User.id == current_user.id)
+                            .values(locale=form.locale.data))
     return redirect(safe_next(request.form.get("next")) or url_for("jobs.index"))
 
 

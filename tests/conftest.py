@@ -1,0 +1,162 @@
+"""Shared fixtures: a fresh app and database file per test; helpers to log in and wait."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from webapp import create_app
+from webapp.cli import init_db
+from webapp.extensions import db
+from webapp.models import Role, User
+
+IN_CI = os.environ.get("CI") == "true"
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip locally when a dependency is missing; under CI=true a missing dependency fails."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
+             message: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)  # the poll interval of a condition wait, not a fixed sleep
+
+
+def app_config(data: Path, **overrides: Any) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "PRESSROOM_DATA": str(data),
+        "SECRET_KEY": "test-secret",
+        "BROKER": "stub",
+        "WTF_CSRF_ENABLED": False,
+        "RETRY_BACKOFF_S": 0.05,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Build an app on a fresh database file under tmp_path (migrated, not create_all)."""
+    apps: list[Flask] = []
+
+    def build(**overrides: Any) -> Flask:
+        app = create_app(app_config(tmp_path / "data", **overrides))
+        with app.app_context():
+            init_db()
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[Flask]:
+    with app.app_context():
+        yield app
+
+
+def add_user(email: str = "staff@example.com", password: str = "pw-staff",
+             role: Role = Role.STAFF) -> User:
+    db.session.commit()  # end any read transaction: SQLite refuses a stale one a write
+    user = User(email=email, role=role, name=email.split("@")[0].title())
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+@pytest.fixture
+def staff(ctx: Flask) -> User:
+    return add_user()
+
+
+@pytest.fixture
+def admin(ctx: Flask) -> User:
+    return add_user("admin@example.com", "pw-admin", Role.ADMIN)
+
+
+@pytest.fixture
+def lots(ctx: Flask) -> int:
+    from webapp.nursery.demo import seed_lots
+
+    return seed_lots(40)
+
+
+class AuthActions:
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def login(self, email: str = "staff@example.com", password: str = "pw-staff") -> Any:
+        return self.client.post("/login", data={"email": email, "password": password})
+
+    def logout(self) -> Any:
+        return self.client.post("/logout")
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
+
+
+@pytest.fixture
+def stub_worker(app: Flask) -> Iterator[Callable[[], None]]:
+    """A Dramatiq worker on the StubBroker with our middleware; call it to drain the queue."""
+    import dramatiq
+
+    import workers.actors  # noqa: F401  (setup() binds its actors to this test's broker)
+    from workers.broker import setup
+
+    broker = setup(app)
+    worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=1)
+    worker.start()
+
+    def drain() -> None:
+        from webapp.jobs.engine import QUEUE
+
+        broker.join(QUEUE, fail_fast=True)
+        worker.join()
+
+    yield drain
+    worker.stop()
+    broker.close()
+
+
+def which(name: str) -> str | None:
+    return shutil.which(name)

@@ -1,0 +1,260 @@
+"""Job state transitions (DESIGN §3), driven through webapp.jobs only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import add_user
+from webapp import jobs
+from webapp.extensions import db
+from webapp.jobs import artifacts
+from webapp.models import Artifact, Job, JobStatus, Role, utcnow
+
+KIND = "potting_lot_labels"
+
+
+def queued_messages(app) -> list:
+    broker = app.extensions["pressroom.broker"]
+    return list(broker.queues["pressroom"].queue)
+
+
+def reload(job: Job) -> Job:
+    db.session.commit()  # a new transaction sees the worker's commits (WAL snapshots)
+    return db.session.get(Job, job.id)
+
+
+class TestSubmit:
+    def test_a_new_job_is_committed_queued_and_its_id_sent(self, ctx, staff, lots):
+        job, created = jobs.submit(staff, KIND, {"lot_ids": [3, 1, 2]})
+        assert created and job.status == JobStatus.QUEUED
+        assert job.progress_total == 3 and job.sent_at is not None
+        messages = queued_messages(ctx)
+        assert len(messages) == 1 and job.id in messages[0].decode()
+
+    def test_an_identical_live_job_is_returned_instead_of_a_new_one(self, ctx, staff, lots):
+        first, _ = jobs.submit(staff, KIND, {"lot_ids": [1, 2, 3]})
+        again, created = jobs.submit(staff, KIND, {"lot_ids": [3, 2, 1, 1]})
+        assert not created and again.id == first.id
+        assert db.session.scalar(sa.select(sa.func.count(Job.id))) == 1
+
+    def test_a_filter_and_the_ids_it_selects_hash_the_same(self, ctx, staff, lots):
+        by_filter = jobs.prepare(jobs.kind_of(KIND), {"filter": {"pot_size": "P9"}}, staff)
+        ids = by_filter.params["lot_ids"]
+        by_ids = jobs.prepare(jobs.kind_of(KIND), {"lot_ids": list(reversed(ids))}, staff)
+        assert ids and jobs.input_hash(KIND, by_filter) == jobs.input_hash(KIND, by_ids)
+
+    def test_changed_source_data_changes_the_input_hash(self, ctx, staff, lots):
+        from webapp.models import PottingLot
+
+        before = jobs.input_hash(KIND, jobs.prepare(jobs.kind_of(KIND), {"lot_ids": [1]}, staff))
+        db.session.get(PottingLot, 1).plant_name = "Acer campestre"
+        db.session.commit()
+        after = jobs.input_hash(KIND, jobs.prepare(jobs.kind_of(KIND), {"lot_ids": [1]}, staff))
+        assert before != after
+
+    def test_another_users_identical_request_is_done_at_once_with_the_shared_file(
+            self, ctx, staff, lots, stub_worker):
+        first, _ = jobs.submit(staff, KIND, {"lot_ids": [1, 2]})
+        stub_worker()
+        other = add_user("other@example.com", role=Role.STAFF)
+        second, created = jobs.submit(other, KIND, {"lot_ids": [2, 1]})
+        assert created and second.id != first.id
+        assert second.status == JobStatus.DONE and second.artifact_id == reload(first).artifact_id
+        assert queued_messages(ctx) == []
+
+    @pytest.mark.parametrize("params, field", [
+        ({}, "lot_ids"),
+        ({"lot_ids": []}, "lot_ids"),
+        ({"lot_ids": ["1"]}, "lot_ids"),
+        ({"lot_ids": [999999]}, "lot_ids"),
+        ({"lot_ids": [1], "filter": {}}, "lot_ids"),
+        ({"lot_ids": [1], "copies": 0}, "copies"),
+        ({"lot_ids": [1], "layout": "a5"}, "layout"),
+        ({"lot_ids": [1], "layout": "a4_3x8", "start_position": 25}, "start_position"),
+        ({"filter": {"week": "48"}}, "filter.week"),
+        ({"filter": {"colour": "red"}}, "filter.colour"),
+        ({"filter": {"q": "no such plant anywhere"}}, "filter"),
+        ({"lot_ids": [1], "extra": 1}, "extra"),
+    ])
+    def test_bad_params_are_refused_with_the_field_named(self, ctx, staff, lots, params, field):
+        with pytest.raises(jobs.InvalidParams) as info:
+            jobs.submit(staff, KIND, params)
+        assert info.value.field == field and info.value.message
+        assert db.session.scalar(sa.select(sa.func.count(Job.id))) == 0
+
+    def test_a_batch_over_the_label_limit_is_refused_and_nothing_queued(self, make_app):
+        app = make_app(MAX_LABELS=50)
+        with app.app_context():
+            staff = add_user()
+            from webapp.nursery.demo import seed_lots
+
+            seed_lots(10)
+            with pytest.raises(jobs.InvalidParams, match="limit is 50"):
+                jobs.submit(staff, KIND, {"filter": {}, "copies": 6})
+            assert queued_messages(app) == []
+
+    def test_an_unknown_kind_is_refused(self, ctx, staff):
+        with pytest.raises(jobs.InvalidParams, match="Unknown kind"):
+            jobs.submit(staff, "fax", {})
+
+
+class TestLease:
+    def test_only_one_claim_wins_and_it_counts_an_attempt(self, ctx, staff, lots):
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        lease = jobs.claim(job.id)
+        assert lease is not None and lease.attempts == 1
+        assert jobs.claim(job.id) is None
+        assert reload(job).status == JobStatus.RUNNING and reload(job).worker
+
+    def test_a_cancelled_job_makes_the_next_worker_write_fail(self, ctx, staff, lots):
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1, 2]})
+        lease = jobs.claim(job.id)
+        lease.progress(1, force=True)
+        jobs.cancel(reload(job))
+        with pytest.raises(jobs.LeaseLost):
+            lease.progress(2, force=True)
+        assert reload(job).status == JobStatus.CANCELLED
+
+    def test_a_requeued_job_rejects_the_old_workers_finish(self, ctx, staff, lots):
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        old = jobs.claim(job.id)
+        db.session.execute(sa.update(Job).values(heartbeat_at=utcnow() - timedelta(hours=1)))
+        db.session.commit()
+        assert jobs.reap()["requeued"] == 1
+        new = jobs.claim(job.id)
+        assert new.attempts == 2
+        tmp = old.temp_path()
+        tmp.write_bytes(b"%PDF-1.4 stale")
+        with pytest.raises(jobs.LeaseLost):
+            old.finish(tmp)
+        assert reload(job).status == JobStatus.RUNNING and reload(job).artifact_id is None
+
+    def test_transient_errors_retry_with_backoff_until_attempts_run_out(self, ctx, staff, lots):
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        for attempt in (1, 2):
+            lease = jobs.claim(job.id)
+            assert lease.attempts == attempt
+            lease.retry_later("mail server busy")
+            row = reload(job)
+            assert row.status == JobStatus.QUEUED and "mail server busy" in row.error
+            assert row.sent_at > utcnow()  # the delayed send is not due yet
+        lease = jobs.claim(job.id)
+        lease.retry_later("mail server busy")
+        row = reload(job)
+        assert row.status == JobStatus.FAILED and "gave up after 3 attempts" in row.error
+
+    def test_a_permanent_error_fails_at_once(self, ctx, staff, lots):
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        jobs.claim(job.id).fail("Potting lot #1 was deleted.")
+        row = reload(job)
+        assert row.status == JobStatus.FAILED and row.attempts == 1 and row.finished_at
+
+
+class TestReaper:
+    def test_a_silent_running_job_is_requeued_and_sent_again(self, ctx, staff, lots):
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        jobs.claim(job.id)
+        db.session.execute(sa.update(Job).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
+        db.session.commit()
+        before = len(queued_messages(ctx))
+        assert jobs.reap() == {"requeued": 1, "failed": 0, "resent": 0}
+        assert reload(job).status == JobStatus.QUEUED
+        assert len(queued_messages(ctx)) == before + 1
+
+    def test_a_job_whose_local_worker_process_is_gone_is_requeued_at_once(self, ctx, staff, lots):
+        import socket
+
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        jobs.claim(job.id)
+        db.session.execute(sa.update(Job).values(worker=f"{socket.gethostname()}:999999999"))
+        db.session.commit()
+        assert jobs.reap()["requeued"] == 1
+
+    def test_a_crashed_job_out_of_attempts_fails(self, ctx, staff, lots):
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        jobs.claim(job.id)
+        db.session.execute(sa.update(Job).values(attempts=3, heartbeat_at=utcnow() - timedelta(hours=1)))
+        db.session.commit()
+        assert jobs.reap()["failed"] == 1
+        assert "Gave up after 3 attempts" in reload(job).error
+
+    def test_queued_jobs_never_sent_are_sent(self, ctx, staff, lots):
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        db.session.execute(sa.update(Job).values(sent_at=None))
+        db.session.commit()
+        assert jobs.reap()["resent"] == 1
+        assert reload(job).sent_at is not None
+
+
+class TestUserActions:
+    def test_cancelling_a_finished_job_is_a_conflict(self, ctx, staff, lots):
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        jobs.cancel(job)
+        with pytest.raises(jobs.Conflict):
+            jobs.cancel(reload(job))
+
+    def test_retry_runs_a_cancelled_job_again_from_scratch(self, ctx, staff, lots, stub_worker):
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        jobs.cancel(job)
+        retried = jobs.retry(reload(job))
+        assert retried.id == job.id and retried.status == JobStatus.QUEUED and retried.attempts == 0
+        stub_worker()
+        assert reload(job).status == JobStatus.DONE
+
+    def test_retry_of_a_live_job_is_a_conflict(self, ctx, staff, lots):
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        with pytest.raises(jobs.Conflict):
+            jobs.retry(job)
+
+    def test_retention_expires_the_file_and_regenerate_brings_it_back(self, ctx, staff, lots, stub_worker):
+        job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        stub_worker()
+        path = artifacts.root() / reload(job).artifact.path
+        assert path.exists()
+        db.session.execute(sa.update(Artifact).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+        assert jobs.expire()["files"] == 1
+        assert reload(job).status == JobStatus.EXPIRED and not path.exists()
+        jobs.retry(reload(job))
+        stub_worker()
+        assert reload(job).status == JobStatus.DONE and path.exists()
+
+
+class TestBigBatches:
+    def test_a_big_batch_is_split_rendered_in_chunks_and_merged_in_order(self, make_app):
+        app = make_app(CHUNK_LABELS=25)
+        with app.app_context():
+            import dramatiq
+            import pypdfium2
+
+            import workers.actors  # noqa: F401
+            from webapp.nursery.demo import seed_lots
+            from workers.broker import setup
+
+            staff = add_user()
+            seed_lots(40)
+            broker = setup(app)
+            worker = dramatiq.Worker(broker, worker_threads=2)
+            worker.start()
+            try:
+                job, _ = jobs.submit(staff, KIND, {"filter": {}, "copies": 2})
+                broker.join("pressroom", fail_fast=True)
+                worker.join()
+            finally:
+                worker.stop()
+            row = reload(job)
+            assert row.status == JobStatus.DONE, row.error
+            assert row.progress_done == row.progress_total == 80
+            assert db.session.scalar(sa.select(sa.func.count(Job.id)).where(Job.parent_id == job.id)) == 0
+            pdf = pypdfium2.PdfDocument(str(artifacts.root() / row.artifact.path))
+            try:
+                assert len(pdf) == 80
+                texts = [pdf[i].get_textpage().get_text_range() for i in (0, 1, 2, 79)]
+            finally:
+                pdf.close()
+            numbers = [lot for lot in (row.summary["first"], row.summary["last"])]
+            assert numbers[0] in texts[0] and numbers[0] in texts[1]  # two copies, then the next lot
+            assert numbers[0] not in texts[2] and numbers[1] in texts[3]
