@@ -255,6 +255,6 @@ class TestBigBatches:
                 texts = [pdf[i].get_textpage().get_text_range() for i in (0, 1, 2, 79)]
             finally:
                 pdf.close()
-            numbers = [lot for lot in (row.summary["first"], row.summary["last"])]
+            numbers = (row.summary["first"], row.summary["last"])
             assert numbers[0] in texts[0] and numbers[0] in texts[1]  # two copies, then the next lot
             assert numbers[0] not in texts[2] and numbers[1] in texts[3]
