@@ -54,3 +54,6 @@ def _logging(app: Flask) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+    # Chatty at INFO on every start; their warnings still show.
+    for name in ("alembic.runtime.plugins", "alembic.runtime.migration", "pikepdf._core"):
+        logging.getLogger(name).setLevel(logging.WARNING)
