@@ -42,7 +42,6 @@ test: install system-deps
 
 lint: install
 	$(BIN)/ruff check webapp workers tests bench
-	$(BIN)/ruff format --check webapp workers tests bench
 
 format: install
 	$(BIN)/ruff format webapp workers tests bench
