@@ -6,9 +6,9 @@ STAMP   := $(VENV)/.installed
 HTMX    := static/vendor/htmx.min.js
 MO      := webapp/translations/nl/LC_MESSAGES/messages.mo
 
-.PHONY: install run test lint format bench clean system-deps
+.PHONY: install run test lint format bench clean system-deps fonts
 
-install: $(STAMP) $(HTMX) $(MO)
+install: $(STAMP) $(HTMX) $(MO) fonts
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ $(HTMX): package.json
 
 $(MO): webapp/translations/nl/LC_MESSAGES/messages.po $(STAMP)
 	$(BIN)/pybabel compile -d webapp/translations
+
+# The static Noto Sans instances take ~20 s to make once per machine: not inside the first job.
+fonts: $(STAMP)
+	@$(BIN)/python -c "from webapp.pdf.fonts import static_font; static_font(''); static_font('B')"
 
 # Debian's chromium (browser tests), wrk (benchmarks) and poppler-utils (PDF previews in docs);
 # installed only when missing and only when we are root, as on CI.
