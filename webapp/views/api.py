@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify, request, url_for
 
-from webapp import jobs
+from webapp import documents, jobs
 from webapp.auth import user_for_bearer
 from webapp.downloads import send_job_file
 from webapp.errors import api_error
@@ -43,19 +43,24 @@ def create_job():  # type: ignore[no-untyped-def]
     status = 202 if created and job.status == JobStatus.QUEUED else 200
     response = jsonify(jobs.job_json(job))
     response.status_code = status
-    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    response.headers["Location"] = url_for("api.get_job", job_id=job.id)
     return response
 
 
 @bp.get("/jobs")
 def list_jobs():  # type: ignore[no-untyped-def]
     """The caller's jobs, newest first."""
+    # An empty parameter (`?status=&kind=&limit=`, as an HTML form sends it) means "any".
     status = request.args.get("status") or None
     if status and status not in {s.value for s in JobStatus}:
-        raise jobs.InvalidParams(f"Unknown status {status!r}.", field="status")
+        raise jobs.InvalidParams(f"Unknown status {status!r}; use one of: "
+                                 f"{', '.join(s.value for s in JobStatus)}.", field="status")
     kind = request.args.get("kind") or None
+    if kind and kind not in documents.names():
+        raise jobs.InvalidParams(f"Unknown kind {kind!r}; use one of: {', '.join(documents.names())}.",
+                                 field="kind")
     try:
-        limit = int(request.args.get("limit", 50))
+        limit = int(request.args.get("limit") or 50)
     except ValueError:
         raise jobs.InvalidParams("'limit' must be a whole number.", field="limit") from None
     if not 1 <= limit <= 500:
