@@ -73,8 +73,8 @@ def hash_token(token: str) -> str:
 def create_token(user: User) -> str:
     """A new API token for `user`; only its hash is stored, so show it once."""
     token = "prt_" + secrets.token_urlsafe(32)
-    db.session.add(ApiToken(user_id=user.id, token_sha256=hash_token(token)))
-    db.session.commit()
+    with write_txn() as session:  # callers have usually just read the user: see jobs/db.py
+        session.add(ApiToken(user_id=user.id, token_sha256=hash_token(token)))
     return token
 
 

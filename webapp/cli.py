@@ -12,6 +12,7 @@ from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from webapp import config as config_module
 from webapp.extensions import db
+from webapp.jobs.db import write_txn
 from webapp.models import Role, User
 
 DEMO_USERS = (("staff@example.com", "staff", Role.STAFF, "Sanne de Vries"),
@@ -48,13 +49,13 @@ def seed_demo(lots: int) -> list[tuple[str, str]]:
     from webapp.nursery.demo import seed_lots
 
     logins = []
-    for email, password, role, name in DEMO_USERS:
-        if db.session.scalars(sa.select(User).where(User.email == email)).first() is None:
-            user = User(email=email, role=role, name=name)
-            user.set_password(password)
-            db.session.add(user)
-            logins.append((email, password))
-    db.session.commit()
+    with write_txn() as session:
+        for email, password, role, name in DEMO_USERS:
+            if session.scalars(sa.select(User).where(User.email == email)).first() is None:
+                user = User(email=email, role=role, name=name)
+                user.set_password(password)
+                session.add(user)
+                logins.append((email, password))
     seed_lots(lots)
     return logins
 
@@ -76,7 +77,7 @@ def seed_demo_command(lots: int) -> None:
 @click.option("--name", default="")
 def users_create(email: str, role: str, password: str | None, name: str) -> None:
     """Create a user account."""
-    if db.session.scalars(sa.select(User).where(sa.func.lower(User.email) == email.lower())).first():
+    if _user_by_email(email) is not None:
         raise click.ClickException(f"A user with email {email} already exists.")
     if not password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -84,9 +85,15 @@ def users_create(email: str, role: str, password: str | None, name: str) -> None
         raise click.ClickException("The password must have at least 4 characters.")
     user = User(email=email, role=role, name=name)
     user.set_password(password)
-    db.session.add(user)
-    db.session.commit()
+    with write_txn() as session:
+        if _user_by_email(email) is not None:  # created meanwhile (the prompt can take a while)
+            raise click.ClickException(f"A user with email {email} already exists.")
+        session.add(user)
     click.echo(f"Created {role} {email}.")
+
+
+def _user_by_email(email: str) -> User | None:
+    return db.session.scalars(sa.select(User).where(sa.func.lower(User.email) == email.lower())).first()
 
 
 @tokens_cli.command("create")
@@ -95,7 +102,7 @@ def tokens_create(email: str) -> None:
     """Create an API token for EMAIL; the token is printed alone on the last line."""
     from webapp.auth import create_token
 
-    user = db.session.scalars(sa.select(User).where(sa.func.lower(User.email) == email.lower())).first()
+    user = _user_by_email(email)
     if user is None:
         raise click.ClickException(f"No user with email {email}; create one with 'users create'.")
     token = create_token(user)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
+import sqlalchemy as sa
+
 from webapp.extensions import db
 from webapp.models import PottingLot
 
@@ -36,8 +38,10 @@ def seed_lots(count: int, *, today: date | None = None, seed: int = 48) -> int:
     """Add `count` potting lots spread over the last eight weeks; returns how many were added."""
     rng = random.Random(seed)
     today = today or date.today()
+    # Numbered after the lots already there, so seeding twice adds lots instead of failing.
+    first = (db.session.scalar(sa.select(sa.func.max(PottingLot.id))) or 0) + 1
     lots = []
-    for n in range(1, count + 1):
+    for n in range(first, first + count):
         day = today - timedelta(days=rng.randrange(0, 56))
         year, week, _ = day.isocalendar()
         lots.append(PottingLot(
