@@ -73,6 +73,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     config.setdefault("ARTIFACT_DIR", str(data / "artifacts"))
     config.setdefault("OUTBOX_DIR", str(data / "outbox"))
     db_url = config.pop("DATABASE_URL", None) or f"sqlite:///{data / 'pressroom.db'}"
+    if db_url.startswith("postgres://"):  # Heroku-style; SQLAlchemy only knows "postgresql://"
+        db_url = "postgresql://" + db_url.removeprefix("postgres://")
     config.setdefault("SQLALCHEMY_DATABASE_URI", db_url)
     if not config.get("REDIS_URL"):
         config["REDIS_URL"] = f"unix://{redis_socket_path(data)}"
