@@ -68,7 +68,9 @@ def guarded(lease: Lease, work: Callable[[Lease], None]) -> None:
 def _describe_os_error(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "The file could not be written: the disk is full. Ask an administrator to free space."
-    if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+    # ENOTDIR: something that is not a folder sits where the artifact directory should be
+    # (seen in the integration tests); the same advice applies, "Not a directory" alone does not help.
+    if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOTDIR):
         return ("The file could not be written: the artifact directory is not writable. "
                 "Ask an administrator to check its permissions.")
     return f"The file could not be written: {exc.strerror or exc}."

@@ -1,0 +1,18 @@
+"""Browser tests run against real processes (tests/services.py); failures show their logs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.services import app_ctx, attach_logs, stack
+
+__all__ = ["app_ctx", "stack"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome = yield
+    attach_logs(item, outcome.get_result())

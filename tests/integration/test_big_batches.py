@@ -1,0 +1,117 @@
+"""Big batches (DESIGN §3): split into chunks, rendered by two real worker processes, merged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pypdfium2
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import wait_for
+from tests.services import Stack
+from webapp import jobs
+from webapp.extensions import db
+from webapp.models import Job, PottingLot
+
+pytestmark = pytest.mark.integration
+
+KIND = "potting_lot_labels"
+LOTS = 200
+# Chunks big enough that a worker writes progress while drawing one (every 0.25 s).
+CHUNK = 2500
+STACK = {"processes": 2, "lots": LOTS, "web": False, "env": {"CHUNK_LABELS": str(CHUNK)}}
+
+
+def chunks_of(job_id: str) -> list[Job]:
+    db.session.commit()  # a fresh snapshot: the workers commit all the time
+    return list(db.session.scalars(sa.select(Job).where(Job.parent_id == job_id)))
+
+
+def page_texts(path: Path, pages: tuple[int, ...]) -> tuple[int, list[str]]:
+    pdf = pypdfium2.PdfDocument(str(path))
+    try:
+        texts = []
+        for i in pages:
+            page = pdf[i]
+            textpage = page.get_textpage()
+            texts.append(textpage.get_text_range())
+            textpage.close()
+            page.close()
+        return len(pdf), texts
+    finally:
+        pdf.close()
+
+
+class TestChunkedBatches:
+    """A batch over CHUNK_LABELS is rendered in parts in parallel and published as one file."""
+
+    def test_a_big_batch_is_rendered_by_both_processes_and_merged_in_order(self, stack: Stack,
+                                                                           app_ctx):
+        # Given 4,000 labels (200 lots × 20 copies): two chunks, 2,500 + 1,500
+        job, created = jobs.submit(stack.staff(), KIND, {"filter": {}, "copies": 20})
+        assert created and job.progress_total == 20 * LOTS
+        numbers = dict(db.session.execute(sa.select(PottingLot.id, PottingLot.lot_number)).all())
+        expected = [numbers[lot_id] for lot_id in job.params["lot_ids"] for _copy in range(20)]
+
+        # When the workers run it, watch the chunks (they are deleted after the merge)
+        workers: set[str] = set()
+        progress: list[int] = []
+
+        def finished() -> bool:
+            parent = stack.job(job.id)
+            assert parent.status in ("queued", "running", "done"), (parent.status, parent.error)
+            workers.update(c.worker for c in chunks_of(job.id) if c.worker)
+            progress.append(parent.progress_done)
+            return parent.status == "done"
+
+        wait_for(finished, 120, interval=0.02, message="the big batch to finish")
+
+        # Then both worker processes rendered chunks, and the parent's progress only grew
+        assert len(workers) == 2, workers
+        assert progress == sorted(progress) and progress[-1] == 20 * LOTS
+        row = stack.job(job.id)
+        assert row.attempts == 1 and row.chunks_total == -(-20 * LOTS // CHUNK)
+        # The merging worker removes the chunk rows and files right after publishing the file
+        parts = stack.data / "artifacts" / "chunks" / job.id
+        wait_for(lambda: not chunks_of(job.id) and not parts.exists(), 10,
+                 message="the chunk rows and files to be removed")
+        # … and the merged file has every label in order, across the seam between the chunks
+        path = stack.data / "artifacts" / row.artifact.path
+        probes = (0, 19, 20, CHUNK - 1, CHUNK, 20 * LOTS - 1)
+        pages, texts = page_texts(path, probes)
+        assert pages == 20 * LOTS
+        for index, text in zip(probes, texts, strict=True):
+            assert expected[index] in text, (index, expected[index], text)
+        assert expected[CHUNK - 1] != expected[CHUNK] and expected[19] != expected[20]
+
+    def test_a_chunk_whose_worker_was_killed_is_recovered_and_the_batch_completes(
+            self, stack: Stack, app_ctx):
+        before = stack.artifact_files()
+        job, _ = jobs.submit(stack.staff(), KIND, {"filter": {}, "copies": 25})
+
+        # Given a chunk (of two) that a worker is half way through
+        def drawing_chunk() -> Job | None:
+            parent = stack.job(job.id)
+            assert parent.status in ("queued", "running"), (parent.status, parent.error)
+            return next((c for c in chunks_of(job.id) if c.status == "running"
+                         and 0 < c.progress_done < c.progress_total), None)
+
+        chunk = wait_for(drawing_chunk, 60, interval=0.02, message="a chunk being drawn")
+        pid = stack.worker_pid_of(chunk.id)
+
+        # When its worker process is SIGKILLed half way and the worker command restarted
+        with stack.frozen(pid):
+            mid = stack.job(chunk.id)
+            assert mid.status == "running" and 0 < mid.progress_done < mid.progress_total
+            stack.kill_worker(pid)
+        stack.start_workers()
+
+        # Then the reaper re-queues that chunk and the batch completes as one file
+        row = stack.wait_status(job.id, "done", timeout=120)
+        assert row.attempts == 2  # the highest attempt of its chunks
+        assert row.progress_done == row.progress_total == 25 * LOTS
+        assert stack.artifact_files() - before == {Path(row.artifact.path)}
+        assert stack.temp_files() == []
+        pages, _texts = page_texts(stack.data / "artifacts" / row.artifact.path, ())
+        assert pages == 25 * LOTS

