@@ -19,6 +19,7 @@ class Layout:
     top: float = 0.0
     gap_x: float = 0.0
     gap_y: float = 0.0
+    pad: float | None = None  # inner margin of a label; None: 6 % of its height, at least 1.5
 
     @property
     def per_page(self) -> int:
@@ -43,7 +44,8 @@ PRESETS: dict[str, Layout] = {
         Layout("roll_57x32", "Label roll 57 × 32 mm (Zebra, Dymo)", 57, 32, 57, 32),
         Layout("roll_102x51", "Label roll 102 × 51 mm (large tags)", 102, 51, 102, 51),
         Layout("a4_3x8", "A4 sheet, 3 × 8 labels of 70 × 37 mm", 210, 297, 70, 37,
-               cols=3, rows=8, left=0, top=0.5),
+               cols=3, rows=8, left=0, top=0.5, pad=4.0),  # edge to edge: office printers
+                                                             # leave ~4 mm at the paper's edge
         Layout("a4_2x7", "A4 sheet, 2 × 7 labels of 99.1 × 38.1 mm (L7163)", 210, 297, 99.1, 38.1,
                cols=2, rows=7, left=4.65, top=15.15, gap_x=2.5),
     )

@@ -2,8 +2,8 @@
 
 zxing-cpp encodes (~0.1 ms per code; qrcode's automatic version and mask search costs 1-6 ms).
 The path is written straight into the page's content stream with `FPDF._out`: fpdf2 has no
-public API fast enough (its drawing API costs ~8 ms per code). fpdf2 is pinned in
-pyproject.toml and tests/unit/test_pdf_labels.py guards this use.
+public API fast enough (its drawing API costs ~8 ms per code, a `rect()` per run ~0.7 ms).
+fpdf2 is pinned in pyproject.toml and tests/unit/test_pdf_fpdf_internals.py guards this use.
 """
 
 from __future__ import annotations
@@ -14,28 +14,59 @@ from functools import lru_cache
 import zxingcpp
 from fpdf import FPDF
 
+QUIET = 4  # zxing-cpp's quiet zone, in modules; it keeps every dark run inside its row
 DARK_RUN = re.compile(rb"\x00+")
 
 
-@lru_cache(maxsize=8192)
-def modules(payload: str) -> tuple[int, str]:
-    """(size in modules, "x y w 1 re" operators of every dark run) for `payload`."""
+ROW_CACHE_LIMIT = 200_000  # row variants kept per process (~30 MB at most), then start over
+_rows: dict[int, list[dict[bytes, str]]] = {}  # image width → [y] → row pixels → operators
+_cached = 0
+
+
+def _row_ops(row: bytes, y: int) -> str:
+    return " ".join([f"{m.start() - QUIET} {y - QUIET} {m.end() - m.start()} 1 re"
+                     for m in DARK_RUN.finditer(row)])
+
+
+def encode(payload: str) -> tuple[int, str]:
+    """(size in modules, "x y w 1 re" operators of every dark run) for `payload`, uncached.
+
+    Rows repeat across codes (finder patterns, timing lines, format bits), so the operators of a
+    row are cached by its pixels: that halves the cost after zxing-cpp's own ~0.1 ms.
+    """
+    global _cached
     code = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
-    image = code.to_image(scale=1, add_quiet_zones=False)
-    size = image.shape[1]
+    image = code.to_image(scale=1, add_quiet_zones=True)
+    width = image.shape[1]
     pixels = bytes(image)
-    ops = []
-    for y in range(image.shape[0]):
-        row = y * size  # finditer's offsets are absolute in `pixels`
-        ops.extend(f"{m.start() - row} {y} {m.end() - m.start()} 1 re"
-                   for m in DARK_RUN.finditer(pixels, row, row + size))
-    return size, " ".join(ops)
+    if _cached > ROW_CACHE_LIMIT:
+        _rows.clear()
+        _cached = 0
+    rows = _rows.get(width) or _rows.setdefault(width, [{} for _ in range(width)])
+    out = []
+    for y in range(QUIET, width - QUIET):
+        row = pixels[y * width:(y + 1) * width]
+        ops = rows[y].get(row)
+        if ops is None:
+            ops = rows[y][row] = _row_ops(row, y)
+            _cached += 1
+        out.append(ops)
+    return width - 2 * QUIET, " ".join(out)
+
+
+#: Copies of a label share their code; a batch of distinct lots never hits this cache.
+modules = lru_cache(maxsize=1024)(encode)
+
+
+def qr_operators(payload: str, x: float, y: float, size: float, page_h: float,
+                 k: float) -> str:
+    """PDF operators that fill the code of `payload` at (x, y) mm from the top-left, `size` wide."""
+    count, ops = modules(payload)
+    scale = size / count * k
+    # Module units, y growing down from the code's top-left corner; one filled path.
+    return f"q 0 g {scale:.4f} 0 0 {-scale:.4f} {x * k:.2f} {(page_h - y) * k:.2f} cm {ops} f Q"
 
 
 def draw_qr(pdf: FPDF, payload: str, x: float, y: float, size: float) -> None:
     """Draw the QR code of `payload` with its top-left corner at (x, y), `size` wide, in mm."""
-    count, ops = modules(payload)
-    scale = size / count * pdf.k
-    # Module units, y growing down from the code's top-left corner; one filled path.
-    pdf._out(f"q 0 g {scale:.4f} 0 0 {-scale:.4f} {x * pdf.k:.2f} {(pdf.h - y) * pdf.k:.2f} cm "
-             f"{ops} f Q")
+    pdf._out(qr_operators(payload, x, y, size, pdf.h, pdf.k))
