@@ -1,4 +1,4 @@
-"""Template filters and globals shared by every page."""
+"""Template filters and globals shared by every page (all locale-aware)."""
 
 from __future__ import annotations
 
@@ -6,29 +6,69 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from flask_babel import format_decimal, get_locale, ngettext
+from flask_babel import format_decimal, format_number, get_locale, gettext, ngettext
 
+from webapp.i18n import N_, translate_message
 from webapp.jobs import eta_seconds
 from webapp.pdf.layout import PRESETS
 
+# What a job's state is called on screen; `data-job-status` keeps the raw value.
+STATUS_LABELS: dict[str, str] = {
+    "queued": N_("Queued"),
+    "running": N_("Running"),
+    "done": N_("Done"),
+    "failed": N_("Failed"),
+    "cancelled": N_("Cancelled"),
+    "expired": N_("Expired"),
+}
+
+# The label layouts' names (webapp/pdf/layout.py keeps the English ones).
+LAYOUT_NAMES: dict[str, str] = {
+    "roll_62x29": N_("Label roll 62 × 29 mm (Brother DK-11209)"),
+    "roll_57x32": N_("Label roll 57 × 32 mm (Zebra, Dymo)"),
+    "roll_102x51": N_("Label roll 102 × 51 mm (large tags)"),
+    "a4_3x8": N_("A4 sheet, 3 × 8 labels of 70 × 37 mm"),
+    "a4_2x7": N_("A4 sheet, 2 × 7 labels of 99.1 × 38.1 mm (L7163)"),
+}
+
+# The table's filter keys (DESIGN §4), as the filter form labels them.
+FILTER_LABELS: dict[str, str] = {
+    "q": N_("Search"),
+    "lot_number": N_("Lot number starts with"),
+    "pot_size": N_("Pot size"),
+    "location": N_("Location"),
+    "week": N_("Potting week"),
+}
+
 
 def duration(seconds: int | None) -> str:
+    """A rough time span for an ETA: "about 40 seconds", "about 3 minutes"."""
     if seconds is None:
         return ""
     if seconds < 60:
-        return ngettext("about %(num)d second", "about %(num)d seconds", max(seconds, 1))
+        seconds = max(5, round(seconds / 5) * 5)  # a count-down by the second looks jumpy
+        return ngettext("about %(num)d second", "about %(num)d seconds", seconds)
     minutes = round(seconds / 60)
-    return ngettext("about %(num)d minute", "about %(num)d minutes", minutes)
+    if minutes < 120:
+        return ngettext("about %(num)d minute", "about %(num)d minutes", minutes)
+    return ngettext("about %(num)d hour", "about %(num)d hours", round(minutes / 60))
 
 
 def filesize(size: int | None) -> str:
+    """Bytes in the locale's notation: "179.2 KB" / "179,2 KB"."""
     if size is None:
         return ""
+    value = float(size)
     for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{format_decimal(size, format='#,##0.#')} {unit}"
-        size = size / 1024  # type: ignore[assignment]
+        if value < 1024 or unit == "GB":
+            return f"{format_decimal(value, format='#,##0.#')} {unit}"
+        value /= 1024
     return ""
+
+
+def number(value: int | float | None) -> str:
+    """A count with the locale's digit grouping: 1,000 / 1.000."""
+    return format_number(value or 0)
 
 
 def local_time(value: datetime | None) -> str:
@@ -40,17 +80,41 @@ def local_time(value: datetime | None) -> str:
     return local.strftime("%H:%M") if local.date() == today else local.strftime("%Y-%m-%d %H:%M")
 
 
+def iso_time(value: datetime | None) -> str:
+    """The same timestamp for a <time datetime=…> attribute."""
+    return value.replace(tzinfo=UTC).isoformat() if value else ""
+
+
 def layout_name(key: str | None) -> str:
+    if key in LAYOUT_NAMES:
+        return gettext(LAYOUT_NAMES[key])
     layout = PRESETS.get(key or "")
     return layout.name if layout else (key or "")
 
 
+def status_label(status: str | None) -> str:
+    return gettext(STATUS_LABELS[status]) if status in STATUS_LABELS else (status or "")
+
+
+def filter_label(key: str) -> str:
+    return gettext(FILTER_LABELS[key]) if key in FILTER_LABELS else key
+
+
 def percent(done: int, total: int) -> int:
-    return int(100 * done / total) if total else 0
+    """Whole percent done; 100 only when everything is."""
+    if not total:
+        return 0
+    return 100 if done >= total else min(int(100 * done / total), 99)
+
+
+def current_locale() -> str:
+    return str(get_locale() or "en")
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.filters.update(duration=duration, filesize=filesize, local_time=local_time,
-                                 layout_name=layout_name)
+    app.jinja_env.filters.update(
+        duration=duration, filesize=filesize, local_time=local_time, iso_time=iso_time,
+        layout_name=layout_name, status_label=status_label, filter_label=filter_label,
+        number=number, tr=translate_message)
     app.jinja_env.globals.update(eta_seconds=eta_seconds, percent=percent,
-                                 current_locale=lambda: str(get_locale() or "en"))
+                                 current_locale=current_locale)
