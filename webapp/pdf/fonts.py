@@ -15,6 +15,7 @@ import os
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from fontpkg_noto_sans import ROOT as NOTO_ROOT
 from fpdf import FPDF
@@ -23,7 +24,7 @@ FAMILY = "noto"
 VARIABLE_TTF = NOTO_ROOT / "files" / "NotoSans[wdth,wght].ttf"
 WEIGHTS = {"": 400, "B": 700}
 #: Bump when the way instances are made changes, so stale cached files are not used.
-FORMAT = 2
+FORMAT = 3
 #: Tables a PDF never needs from our fonts: layout (no text shaping), hinting, metadata.
 DROP_TABLES = ["GSUB", "GPOS", "GDEF", "BASE", "JSTF", "MATH", "STAT", "hdmx", "meta", "DSIG",
                "FFTM", "fpgm", "prep", "cvt ", "cvar", "gasp", "VDMX", "LTSH"]
@@ -52,9 +53,26 @@ def _make_instance(style: str, target: Path) -> None:
     subsetter = subset.Subsetter(options)
     subsetter.populate(unicodes=font.getBestCmap().keys())  # every character the font has
     subsetter.subset(font)
+    _name_instance(font, style)
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
     font.save(tmp)
     os.replace(tmp, target)
+
+
+def _name_instance(font: Any, style: str) -> None:
+    """Give the instance its own names and style bits: the instancer leaves the bold one called
+    "Noto Sans Regular", so both fonts would share one PDF font name (BaseFont)."""
+    sub = "Bold" if style == "B" else "Regular"
+    names = {1: "Noto Sans", 2: sub, 3: f"Pressroom;NotoSans-{sub}", 4: f"Noto Sans {sub}",
+             6: f"NotoSans-{sub}"}
+    table = font["name"]
+    table.names = [record for record in table.names if record.nameID not in (16, 17)]
+    for name_id, value in names.items():
+        table.setName(value, name_id, 3, 1, 0x409)
+        table.setName(value, name_id, 1, 0, 0)
+    os2 = font["OS/2"]
+    os2.fsSelection = (os2.fsSelection & ~0b1100001) | (0b100000 if style == "B" else 0b1000000)
+    font["head"].macStyle = 1 if style == "B" else 0
 
 
 @cache

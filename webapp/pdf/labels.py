@@ -212,6 +212,7 @@ class LabelWriter:
         self._fonts = {style: pdf.fonts[FAMILY + style] for style in ("", "B")}
         self._encoded: dict[tuple[str, str], str] = {}
         self._bodies: dict[tuple[str, tuple[str, ...]], tuple[float, str]] = {}
+        self._first = first_slot or 0
         self._page = -1 if first_slot is None else (first_slot + self.start_slot) // layout.per_page - 1
 
     def add(self, slot: int, label: LabelData) -> None:
@@ -260,6 +261,20 @@ class LabelWriter:
             f"{-title_y:.2f} Tm {self._show('B', label.title)} {body} ET Q")
 
     def output(self, path: Path) -> None:
+        """Write the PDF to `path`."""
         if self._page < 0:
             self.pdf.add_page()
-        self.pdf.output(str(path))
+        # fpdf2 tags every font subset "MPDFAA+"; the chunks of a batch are merged into one file
+        # where different subsets must have different tags (PDF 32000 §9.6.4), or a printer may
+        # take one chunk's glyphs for another's. Same length, so the xref offsets stay valid.
+        data = bytes(self.pdf.output()).replace(b"/MPDFAA+", b"/%s+" % subset_tag(self._first))
+        path.write_bytes(data)
+
+
+def subset_tag(number: int) -> bytes:
+    """Six capital letters that differ for every chunk start (`number` in base 26)."""
+    letters = []
+    for _ in range(6):
+        number, digit = divmod(number, 26)
+        letters.append(65 + digit)
+    return bytes(reversed(letters))
