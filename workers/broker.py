@@ -34,9 +34,13 @@ def init_app(app: Flask) -> None:
 def setup(app: Flask | None = None) -> dramatiq.Broker:
     """Worker side: one app per process, a context per message, actors bound to this broker."""
     from webapp import create_app
+    from webapp.pdf.labels import warm as warm_renderer
     from workers.middleware import AppContextMiddleware
 
     app = app or create_app()
+    # Font instances are made once per machine (~15 s the first time) and loaded once per
+    # process: at worker boot, so the first job does not pay for it.
+    warm_renderer()
     broker = app.extensions["pressroom.broker"]
     if not any(isinstance(m, AppContextMiddleware) for m in broker.middleware):
         broker.add_middleware(AppContextMiddleware(app))

@@ -357,3 +357,49 @@ class TestSize:
     def test_a_batch_stays_under_two_kilobytes_per_label(self, tmp_path, key):
         path = render(tmp_path / "l.pdf", labels(200), key)
         assert path.stat().st_size / 200 < 2048
+
+
+class TestFontCache:
+    """The static font instances are made once per machine and loaded once per process."""
+
+    def test_instances_are_made_once_and_then_reused(self, tmp_path, monkeypatch):
+        from webapp.pdf import fonts
+
+        real = {style: fonts.static_font(style) for style in fonts.WEIGHTS}
+        made: list[str] = []
+
+        def fake_make(style: str, target: Path) -> None:  # instancing takes ~15 s: copy instead
+            made.append(style)
+            target.write_bytes(real[style].read_bytes())
+
+        monkeypatch.setenv("PRESSROOM_FONT_CACHE", str(tmp_path / "fonts"))
+        monkeypatch.setattr(fonts, "_make_instance", fake_make)
+        fonts.static_font.cache_clear()
+        try:
+            first = fonts.warm()
+            fonts.static_font.cache_clear()  # a new process on the same machine
+            again = fonts.warm()
+        finally:
+            fonts.static_font.cache_clear()
+        assert sorted(made) == sorted(fonts.WEIGHTS)
+        assert first == again and all(p.parent == tmp_path / "fonts" for p in first)
+
+    def test_the_instances_have_their_own_names_and_no_hinting(self):
+        from fontTools.ttLib import TTFont
+
+        from webapp.pdf import fonts
+
+        regular, bold = (TTFont(fonts.static_font(style)) for style in ("", "B"))
+        assert regular["name"].getDebugName(6) == "NotoSans-Regular"
+        assert bold["name"].getDebugName(6) == "NotoSans-Bold"
+        assert bold["OS/2"].usWeightClass == 700 and regular["OS/2"].usWeightClass == 400
+        for font in (regular, bold):
+            assert "fpgm" not in font and "GSUB" not in font
+            assert ord("ł") in font.getBestCmap() and ord("€") in font.getBestCmap()
+
+    def test_warming_a_process_loads_the_glyph_widths(self):
+        from webapp.pdf import labels as labels_module
+
+        labels_module.warm()
+        assert labels_module._measure_pdf is not None
+        assert "ł" in labels_module._CHAR_MM[""] and "W" in labels_module._CHAR_MM["B"]

@@ -12,6 +12,7 @@ across the chunks of a batch; only the lot number is measured per label.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -21,7 +22,7 @@ from fpdf import FPDF
 
 from webapp.pdf.fonts import FAMILY, add_fonts
 from webapp.pdf.layout import Layout
-from webapp.pdf.qr import qr_operators
+from webapp.pdf.qr import modules, qr_operators
 
 PT = 25.4 / 72  # millimetres per point
 MM = 72 / 25.4  # points per millimetre (PDF user space)
@@ -64,6 +65,14 @@ def text_width(text: str, style: str = "") -> float:
         return sum([widths[c] for c in text])
     except KeyError:
         return sum([widths.get(c) or _char_width(style, c) for c in text])
+
+
+def warm() -> None:
+    """Load what every label needs once per process (worker boot), not inside the first job:
+    the font instances (made once per machine, slow the first time) and the glyph widths."""
+    text_width(string.printable + "×·–—“”‘’€ÄÖÜäöüßéèëêàáâçñłąęśźżćńóŁØøÅåæÆ", "")
+    text_width(string.printable + "ÄÖÜØ", "B")
+    modules("warm")  # imports zxing-cpp's encoder
 
 
 def wrap(text: str, max_w: float, size: float) -> list[str]:
