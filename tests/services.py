@@ -276,6 +276,16 @@ class Stack:
 
         return wait_for(check, timeout, message=f"job {job_id} to be {'/'.join(statuses)}")
 
+    def wait_drawing(self, job_id: str, timeout: float = 60) -> Job:
+        """Wait until a worker has drawn some of the job's labels but not all of them."""
+        def check() -> Job | None:
+            job = self.job(job_id)
+            assert job.status in ("queued", "running"), (job.status, job.error)
+            drawing = job.status == "running" and 0 < job.progress_done < job.progress_total
+            return job if drawing else None
+
+        return wait_for(check, timeout, interval=0.02, message=f"job {job_id} to draw labels")
+
     def artifact_files(self) -> set[Path]:
         """Published files (temp files and chunk parts are not published files)."""
         root = self.data / "artifacts"

@@ -121,6 +121,11 @@ def split(lease: Lease, job: Job, parts: list[Part]) -> None:
                             parent_id=job.id, chunk_index=part.index,
                             progress_total=part.stop - part.start, max_attempts=job.max_attempts,
                             created_at=now, sent_at=now))
+    # Parts published by an earlier attempt (cancelled or failed, then retried with possibly
+    # changed data) must not be merged into this one: chunk paths are per index, not per
+    # content, and publish() keeps an existing file. Old chunks can no longer publish (their
+    # rows are gone, so their compare-and-set fails).
+    shutil.rmtree(artifacts.chunk_path(job.id, 0).parent, ignore_errors=True)
     log.info("job %s split into %d chunks", job.id, len(parts))
     for chunk_id in ids:
         send(chunk_id)
