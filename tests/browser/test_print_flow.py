@@ -1,0 +1,203 @@
+"""The browser flow (DESIGN §4, §7) in real Chromium against gunicorn, Dramatiq workers and Redis.
+
+A running job is held still by SIGSTOPping its worker process (tests/services.py `frozen`) while
+the test reloads, drops the network, restarts the web server or expires the session; released,
+it finishes. So "running" is observed for sure, however fast the machine renders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.conftest import require
+from tests.services import FILE_NAME, STAFF, Stack
+from webapp import jobs
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(os.environ.get("PRESSROOM_SHOTS", "/tmp/pressroom-shots"))
+KIND = "potting_lot_labels"
+# One worker process: each job here is held still on purpose, and Chromium needs the CPU.
+STACK = {"processes": 1, "lots": 200, "env": {"CHUNK_LABELS": "50000"}}
+JOB_PAGE = re.compile(r"/jobs/([A-Za-z0-9_-]+)$")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    require(Path(CHROMIUM).is_file(), f"Debian's chromium at {CHROMIUM}")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - a dev dependency
+        require(False, "the playwright package")
+        raise
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser: Any, stack: Stack) -> Iterator[Any]:
+    ctx = browser.new_context(base_url=stack.base_url, accept_downloads=True,
+                              viewport={"width": 1280, "height": 900}, locale="en-GB")
+    ctx.set_default_timeout(15_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: Any) -> Any:
+    return context.new_page()
+
+
+def log_in(page: Any, email: str = STAFF[0], password: str = STAFF[1]) -> None:
+    page.locator("input[name=email]").fill(email)
+    page.locator("input[name=password]").fill(password)
+    with page.expect_navigation():
+        page.locator("input[name=password]").press("Enter")
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def status_of(page: Any) -> Any:
+    return page.locator("[data-job-status]")
+
+
+def submit_as_staff(stack: Stack, copies: int) -> str:
+    job, _created = jobs.submit(stack.staff(), KIND, {"filter": {}, "copies": copies})
+    return job.id
+
+
+class TestPrintFlow:
+    """From the potting-lot table to the downloaded file, through reload and a lost network."""
+
+    def test_printing_from_the_table_follows_the_job_to_its_download(self, stack, context, page,
+                                                                     app_ctx):
+        from playwright.sync_api import expect
+
+        # Given a logged-in user on the potting-lot table
+        page.goto("/login")
+        log_in(page)
+        page.goto("/nursery/potting-lots")
+        button = page.get_by_role("button", name=re.compile(r"^Print labels"))
+        expect(button).to_be_enabled()
+        expect(button).to_contain_text("200")
+        button.locator("xpath=ancestor::form").locator("[name=copies]").fill("30")
+        shot(page, "1-table")
+
+        # When they press "Print labels", they land on the job's page with one status partial
+        button.click()
+        page.wait_for_url(JOB_PAGE)
+        job_id = JOB_PAGE.search(page.url).group(1)
+        status = status_of(page)
+        expect(status).to_have_count(1)
+        assert stack.job(job_id).progress_total == 30 * 200
+
+        # … which shows the job running (its worker held half way)
+        stack.wait_drawing(job_id)
+        with stack.frozen(stack.worker_pid_of(job_id)):
+            expect(status).to_have_attribute("data-job-status", "running", timeout=10_000)
+            expect(status).to_have_attribute("hx-trigger", "every 1s")
+            shot(page, "2-running")
+
+            # Reloading shows the same job, still running
+            page.reload()
+            assert JOB_PAGE.search(page.url).group(1) == job_id
+            expect(status).to_have_count(1)
+            expect(status).to_have_attribute("id", f"job-status-{job_id}")
+            expect(status).to_have_attribute("data-job-status", "running")
+
+            # The network drops: the page says so
+            context.set_offline(True)
+            expect(page.locator("#net-status")).to_be_visible(timeout=10_000)
+            shot(page, "3-offline")
+
+        # The job finishes while the browser is still offline …
+        done = stack.wait_status(job_id, "done")
+        expect(status).to_have_attribute("data-job-status", "running")
+        # … and once the network is back, polling picks it up
+        context.set_offline(False)
+        expect(status).to_have_attribute("data-job-status", "done", timeout=10_000)
+        expect(page.locator("#net-status")).to_be_hidden()
+        assert status.get_attribute("hx-trigger") is None  # final state: polling stops
+        shot(page, "4-done")
+
+        # Then the download link gives the PDF under its week-based name
+        # (by its text: the accessible name also holds the CSS icon drawn before it)
+        link = page.locator("a").filter(has_text=re.compile(r"^\s*Download"))
+        expect(link).to_have_count(1)
+        with page.expect_download() as info:
+            link.click()
+        download = info.value
+        assert FILE_NAME.fullmatch(download.suggested_filename), download.suggested_filename
+        data = Path(download.path()).read_bytes()
+        assert data.startswith(b"%PDF-")
+        assert hashlib.sha256(data).hexdigest() == done.artifact.sha256
+
+        # And "My jobs" lists it
+        page.goto("/jobs")
+        expect(page.locator(f'a[href$="/jobs/{job_id}"]').first).to_be_visible()
+        shot(page, "5-my-jobs")
+
+
+class TestInterruptions:
+    """The page survives what happens to users: expired sessions and web server restarts."""
+
+    def test_an_expired_session_while_polling_leads_through_login_back_to_the_job(
+            self, stack, context, page, app_ctx):
+        from playwright.sync_api import expect
+
+        page.goto("/login")
+        log_in(page)
+        job_id = submit_as_staff(stack, copies=29)
+        stack.wait_drawing(job_id)
+        with stack.frozen(stack.worker_pid_of(job_id)):
+            page.goto(f"/jobs/{job_id}")
+            expect(status_of(page)).to_have_attribute("data-job-status", "running")
+
+            # When the session is gone, the next poll (401 + HX-Redirect) goes to the login page
+            context.clear_cookies()
+            page.wait_for_url(re.compile(r"/login\?"), timeout=10_000)
+            query = parse_qs(urlsplit(page.url).query)
+            assert query["next"] == [f"/jobs/{job_id}"] and query.get("expired") == ["1"]
+            expect(status_of(page)).to_have_count(0)  # a page, not a swapped fragment
+            expect(page.get_by_text(re.compile("session expired", re.I))).to_be_visible()
+            shot(page, "6-session-expired")
+
+            # Then logging in again leads back to the same job, still polling
+            log_in(page)
+            assert JOB_PAGE.search(page.url).group(1) == job_id
+            expect(status_of(page)).to_have_attribute("data-job-status", "running")
+        expect(status_of(page)).to_have_attribute("data-job-status", "done", timeout=30_000)
+
+    def test_the_page_resumes_after_the_web_server_restarts(self, stack, context, page,
+                                                            app_ctx):
+        from playwright.sync_api import expect
+
+        page.goto("/login")
+        log_in(page)
+        job_id = submit_as_staff(stack, copies=28)
+        stack.wait_drawing(job_id)
+        with stack.frozen(stack.worker_pid_of(job_id)):
+            page.goto(f"/jobs/{job_id}")
+            expect(status_of(page)).to_have_attribute("data-job-status", "running")
+            stack.web.stop()
+            expect(page.locator("#net-status")).to_be_visible(timeout=10_000)
+            stack.start_web()
+        # The session cookie still holds (one SECRET_KEY), and polling carries on
+        expect(status_of(page)).to_have_attribute("data-job-status", "done", timeout=30_000)
+        expect(page.locator("#net-status")).to_be_hidden()
