@@ -33,10 +33,23 @@ def safe_next(target: str | None) -> str | None:
     """Only same-site relative paths may be a post-login destination."""
     if not target:
         return None
+    # Browsers read "/\\evil.example" as "//evil.example" and drop tabs and newlines from URLs.
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     return target
+
+
+def _page_path(url: str | None) -> str | None:
+    """Path and query of one of our own pages (HX-Current-URL, Referer), for `next=`."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 def unauthorized() -> Any:
@@ -46,12 +59,14 @@ def unauthorized() -> Any:
 
         return api_error(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
     if is_htmx():
-        current = request.headers.get("HX-Current-URL")
-        back = safe_next(urlsplit(current).path if current else None)
+        # Back to the page the user was on (a poll's own URL is only a fragment).
+        back = _page_path(request.headers.get("HX-Current-URL"))
         response = Response("", status=401)
         response.headers["HX-Redirect"] = url_for("auth.login", next=back, expired=1)
         return response
-    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    # After a POST (an expired session), going back means the form's page, not the POST URL.
+    back = request.full_path.rstrip("?") if request.method == "GET" else _page_path(request.referrer)
+    return redirect(url_for("auth.login", next=back))
 
 
 def admin_required(view: Any) -> Any:

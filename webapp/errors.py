@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -34,6 +35,14 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Any:
+        if request.path.startswith("/api/"):
+            return api_error(400, "csrf_failed", exc.description or "CSRF check failed.")
+        if not current_user.is_authenticated and request.endpoint != "auth.login":
+            # The session ended (logged out in another tab …) and took its CSRF token along:
+            # that is a login problem, so answer like login_required (401 + HX-Redirect for htmx).
+            from webapp.auth import unauthorized
+
+            return unauthorized()
         message = _("The form expired or was sent from another page. Reload the page and try again.")
         return render_template("errors/error.html", status=400, message=message), 400
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -34,6 +34,9 @@ def login():  # type: ignore[no-untyped-def]
         user = db.session.scalars(sa.select(User).where(
             sa.func.lower(User.email) == form.email.data.strip().lower())).first()
         if user is not None and user.check_password(form.password.data):
+            # Permanent: the cookie is re-signed on every request (polls included), so a page
+            # left open all day keeps its session and with it the CSRF token in its forms.
+            session.permanent = True
             login_user(user, remember=True)
             return redirect(next_url or url_for("nursery.potting_lots"))
         form.password.errors.append(_("Wrong email or password. Check both and try again."))

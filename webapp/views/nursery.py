@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from webapp import jobs
+from webapp.auth import is_htmx
 from webapp.extensions import db
 from webapp.models import PottingLot
 from webapp.nursery import importer, preview
@@ -44,6 +46,8 @@ def potting_lots():  # type: ignore[no-untyped-def]
     """The filtered table; the print button prints every row the filters select."""
     lot_filter, filter_error = _filter_from_args()
     query = lot_filter.apply(sa.select(PottingLot))
+    if filter_error:  # a filter we cannot apply selects nothing, rather than everything
+        query = query.where(sa.false())
     total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
     page_size = current_app.config["PAGE_SIZE"]
     pages = max(1, -(-total // page_size))
@@ -76,8 +80,8 @@ def _print_options(form: Any) -> dict[str, Any]:
 @login_required
 def print_labels():  # type: ignore[no-untyped-def]
     """Start a label job for every lot the submitted filters select."""
-    params = {"filter": {k: request.form.get(k, "") for k in FILTER_KEYS}, **_print_options(request.form)}
-    return _submit(params)
+    return _submit(lambda: {"filter": {k: request.form.get(k, "") for k in FILTER_KEYS},
+                            **_print_options(request.form)})
 
 
 @bp.post("/potting-lots/reprint")
@@ -87,12 +91,13 @@ def reprint():  # type: ignore[no-untyped-def]
     ids = [int(i) for i in request.form.getlist("lot_id") if i.isdigit()]
     if not ids:
         return _back_with(_("Tick at least one row to reprint."))
-    return _submit({"lot_ids": ids, **_print_options(request.form)})
+    return _submit(lambda: {"lot_ids": ids, **_print_options(request.form)})
 
 
-def _submit(params: dict[str, Any]) -> Any:
+def _submit(make_params: Callable[[], dict[str, Any]]) -> Any:
+    """Start the job, or go back to the table with the reason (a bad option included)."""
     try:
-        job, _created = jobs.submit(current_user, "potting_lot_labels", params)
+        job, _created = jobs.submit(current_user, "potting_lot_labels", make_params())
     except jobs.InvalidParams as exc:
         return _back_with(exc.message)
     return to_job_page(job.id)
@@ -101,7 +106,7 @@ def _submit(params: dict[str, Any]) -> Any:
 def _back_with(message: str) -> Any:
     flash(message, "error")
     back = request.referrer or url_for("nursery.potting_lots")
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return "", 204, {"HX-Redirect": back}
     return redirect(back, code=303)
 
@@ -110,7 +115,9 @@ def _back_with(message: str) -> Any:
 @login_required
 def label_preview():  # type: ignore[no-untyped-def]
     """A PNG of the first label the current filters would print, in the chosen layout."""
-    lot_filter, _error = _filter_from_args()
+    lot_filter, error = _filter_from_args()
+    if error:
+        return Response(status=204)
     lot = db.session.scalars(ordered(lot_filter.apply(sa.select(PottingLot))).limit(1)).first()
     if lot is None:
         return Response(status=204)
