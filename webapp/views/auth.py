@@ -54,7 +54,7 @@ def logout():  # type: ignore[no-untyped-def]
 
 
 class LanguageForm(FlaskForm):
-    locale = SelectField(choices=[("en", "English"), ("nl", "Nederlands")])
+    locale = SelectField(choices=["en", "nl"])  # plain values: tuples are deprecated in WTForms 3.3
 
 
 @bp.post("/settings/language")
