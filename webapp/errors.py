@@ -8,7 +8,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from webapp.jobs import JobError
 
@@ -55,7 +55,10 @@ def init_app(app: Flask) -> None:
                 405: f"Method {request.method} is not allowed here.",
                 413: "The request body is too large.",
             }
-            return api_error(status, _code_for(exc), messages.get(status, exc.description or ""))
+            response = api_error(status, _code_for(exc), messages.get(status, exc.description or ""))
+            if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+                response.headers["Allow"] = ", ".join(exc.valid_methods)  # required with a 405
+            return response
         return render_template("errors/error.html", status=status,
                                message=exc.description), status
 

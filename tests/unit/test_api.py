@@ -414,7 +414,10 @@ class TestErrorsAreJson:
     ])
     def test_routing_errors_are_json(self, client, token, with_token, method, path, status):
         headers = bearer(token) if with_token else {}
-        assert_error(client.open(path, method=method, headers=headers), status)
+        response = client.open(path, method=method, headers=headers)
+        assert_error(response, status)
+        if status == 405:
+            assert method not in response.headers["Allow"] and response.headers["Allow"]
 
     def test_an_unexpected_error_is_500_json(self, app, api, monkeypatch):
         from webapp.views import api as api_views

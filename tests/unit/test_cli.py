@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import sqlalchemy as sa
 
 from tests.conftest import app_config
@@ -150,3 +155,30 @@ class TestTokensCreate:
             # when the token is created, SQLite must not refuse the stale snapshot's write.
             token = create_token(user)
         assert token.startswith("prt_")
+
+
+class TestRealCommandLine:
+    """The documented commands as a shell runs them (one subprocess each, so kept few)."""
+
+    def _run(self, tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+        bin_dir = Path(sys.executable).parent
+        env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")}
+        env["PRESSROOM_DATA"] = str(tmp_path / "data")
+        return subprocess.run([str(bin_dir / argv[0]), *argv[1:]], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    def test_flask_app_webapp_init_db_users_and_tokens(self, tmp_path):
+        assert self._run(tmp_path, "flask", "--app", "webapp", "init-db").returncode == 0
+        created = self._run(tmp_path, "flask", "--app", "webapp", "users", "create",
+                            "ops@example.com", "--role", "admin", "--password", "pw-ops")
+        assert created.returncode == 0, created.stderr
+        tokens = self._run(tmp_path, "flask", "--app", "webapp", "tokens", "create", "ops@example.com")
+        assert tokens.returncode == 0, tokens.stderr
+        token = tokens.stdout.splitlines()[-1]
+        assert token.startswith("prt_") and " " not in token
+
+    def test_the_pressroom_script_has_the_same_commands_and_run(self, tmp_path):
+        result = self._run(tmp_path, "pressroom", "--help")
+        assert result.returncode == 0, result.stderr
+        for command in ("init-db", "seed-demo", "users", "tokens", "potting-lots", "run"):
+            assert command in result.stdout

@@ -127,6 +127,10 @@ class TestLogin:
         assert Page(text).find("input", name="password")
         assert client.get("/jobs/").status_code == 302  # not logged in
 
+    def test_the_login_page_after_an_expired_session_says_so(self, client, site):
+        text = client.get("/login?expired=1&next=/jobs/").get_data(as_text=True)
+        assert "Your session expired" in text
+
     def test_a_wrong_password_says_so(self, client, site):
         text = client.post("/login", data={"email": "staff@example.com", "password": "x"}).get_data(as_text=True)
         assert "Wrong email or password" in text
