@@ -120,16 +120,16 @@ class Service:
         return self.process.pid
 
     def start(self, **env: str) -> None:
+        """Start the command; `env` overrides the environment for this start only."""
         assert not self.running, f"{self.name} is already running"
-        self.env = {**self.env, **env}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.log_start = out.tell()
             out.write(f"---- start {self.name}: {' '.join(self.argv)}\n".encode())
             out.flush()
-            self.process = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=out,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(self.argv, env={**self.env, **env}, cwd=ROOT,
+                                            stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
 
     @property
     def running(self) -> bool:
@@ -410,8 +410,8 @@ class Stack:
 
         wait_for(healthy, timeout, interval=0.1, message="gunicorn to answer /healthz")
 
-    def start_scheduler(self) -> None:
-        self.scheduler.start()
+    def start_scheduler(self, **env: str) -> None:
+        self.scheduler.start(**env)
         wait_for(lambda: "scheduler started" in self.scheduler.output()
                  or not self.scheduler.running, 60, interval=0.1, message="the scheduler")
         assert self.scheduler.running, tail(self.scheduler.output())

@@ -12,6 +12,7 @@ from tests.conftest import wait_for
 from tests.services import Stack
 from webapp import jobs
 from webapp.extensions import db
+from webapp.jobs.db import write_txn
 from webapp.models import Job, PottingLot
 
 pytestmark = pytest.mark.integration
@@ -137,9 +138,8 @@ class TestChunkedBatches:
                  message="the second chunk to be cancelled")
 
         # When the first lot's data changes and the batch is retried
-        first_lot = db.session.get(PottingLot, job.params["lot_ids"][0])
-        first_lot.plant_name = "Zzyzx nova"
-        db.session.commit()
+        with write_txn() as session:  # read-then-write: SQLite's write lock first (DESIGN §8)
+            session.get(PottingLot, job.params["lot_ids"][0]).plant_name = "Zzyzx nova"
         retried = jobs.retry(stack.job(job.id))
         assert retried.id == job.id and retried.status == "queued"
 

@@ -128,6 +128,36 @@ class TestWorkerCrash:
         assert page_count(data) == 50 * LOTS
 
 
+class TestSilentWorker:
+    """A worker that stops answering loses its job to another and can never publish."""
+
+    def test_a_hung_workers_job_is_finished_by_another_and_the_hung_one_publishes_nothing(
+            self, stack, app_ctx):
+        # The reaper with a 3 s heartbeat limit (60 s in production) for this test only
+        stack.scheduler.stop()
+        stack.start_scheduler(HEARTBEAT_STALE_S="3")
+        try:
+            before = stack.artifact_files()
+            job = submit(stack, {"filter": {}, "copies": 47})
+            stack.wait_drawing(job["id"])
+            hung = stack.worker_pid_of(job["id"])
+
+            # When its worker hangs half way (SIGSTOP) for longer than the heartbeat limit
+            with stack.frozen(hung):
+                # Then the reaper re-queues the job and the other worker finishes it
+                row = stack.wait_status(job["id"], "done", timeout=90)
+                assert row.attempts == 2 and stack.worker_pid_of(job["id"]) != hung
+            # … and once the hung worker wakes up, its next write fails and it stops
+            wait_for(lambda: f"job {job['id']}: lease lost at attempt 1" in stack.worker.output(),
+                     10, message="the woken worker to notice that it lost the job")
+            assert stack.job(job["id"]).status == "done" and stack.job(job["id"]).attempts == 2
+            assert stack.artifact_files() - before == {Path(row.artifact.path)}
+            assert stack.temp_files() == []
+        finally:
+            stack.scheduler.stop()
+            stack.start_scheduler()
+
+
 class TestCancel:
     """Cancel is cooperative: the worker stops within 2 s and publishes nothing."""
 
