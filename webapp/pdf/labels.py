@@ -149,25 +149,29 @@ class _Geometry:
 Run = tuple[str, float, float, str]  # style, size in pt, baseline below the label's top, text
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=8192)
+def _detail(text: str, text_w: float, scale: float) -> tuple[tuple[float, float, str], ...]:
+    """(size, line box height, line) of a detail line: shrunk to the width, down to the smallest
+    planned size, then wrapped there."""
+    small, floor = SMALL_PT * scale, MIN_PT * scale
+    size = min(small, text_w / max(text_width(text), 1e-6))
+    if size >= floor:
+        return ((size, 1.2 * small * PT, text),)
+    return tuple((floor, 1.2 * floor * PT, line) for line in wrap(text, text_w, floor))
+
+
+@lru_cache(maxsize=8192)
 def _body(geo: _Geometry, name: str, extra: tuple[str, ...]) -> tuple[float, tuple[Run, ...]]:
     """(title size, text runs below the title) for one label; nothing is ever cut.
 
-    Text is stacked in line boxes (baseline 0.27 em above the box's bottom). Detail lines
-    shrink to the width, down to the smallest planned size, then wrap; the name gets the height
-    that is left. If that leaves the name smaller than the details, everything shrinks.
+    Text is stacked in line boxes (baseline 0.27 em above the box's bottom). The name gets the
+    height the detail lines leave; if that leaves it smaller than the details, everything
+    shrinks. Names and detail lines are fitted once per process (they repeat across labels).
     """
     s = geo.scale
     while True:
-        title, small, floor = TITLE_PT * s, SMALL_PT * s, MIN_PT * s
-        details: list[tuple[float, float, str]] = []  # size, box height, text
-        for text in extra:
-            size = min(small, geo.text_w / max(text_width(text), 1e-6))
-            if size >= floor:
-                details.append((size, 1.2 * small * PT, text))
-            else:
-                details.extend((floor, 1.2 * floor * PT, line)
-                               for line in wrap(text, geo.text_w, floor))
+        title, floor = TITLE_PT * s, MIN_PT * s
+        details = [line for text in extra for line in _detail(text, geo.text_w, s)]
         name_top = geo.text_top + 1.25 * title * PT
         name_h = geo.text_bottom - name_top - sum(box for _, box, _ in details)
         size, lines = fit(name, geo.text_w, max(name_h, 0.1), NAME_PT * s, floor)

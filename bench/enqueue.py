@@ -1,0 +1,100 @@
+"""Enqueue latency: POST /api/v1/jobs → 202, p50/p99 under 10 concurrent clients.
+
+    .venv/bin/python bench/enqueue.py [--clients 10] [--requests 100] [--web-workers 2]
+                                      [--threads 8]
+
+A real gunicorn (gthread, as in the Procfile) on a temporary PRESSROOM_DATA with demo lots,
+an embedded redis-server, an API token made in-process. Each client is a thread with its own
+keep-alive connection; every request asks for a different set of lots, so none is answered
+by an identical live job (that would be a cheaper 200). No workers run: jobs stay queued.
+The clients are Python threads on the same 2 cores as gunicorn, so their own time is part of
+the figures. Target (DESIGN §6): p99 < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import random
+import statistics
+import threading
+import time
+from urllib.parse import urlsplit
+
+from common import machine
+from stack import Stack, create_token
+
+LOTS = 2000
+
+
+def client(base: str, token: str, bodies: list[dict], latencies: list[float],
+           statuses: list[int]) -> None:
+    url = urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    try:
+        for body in bodies:
+            payload = json.dumps(body)
+            started = time.perf_counter()
+            conn.request("POST", "/api/v1/jobs", body=payload, headers=headers)
+            answer = conn.getresponse()
+            answer.read()
+            latencies.append(time.perf_counter() - started)
+            statuses.append(answer.status)
+    finally:
+        conn.close()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=100, help="per client")
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    rng = random.Random(7)
+
+    def body() -> dict:
+        ids = rng.sample(range(1, LOTS + 1), rng.randint(1, 40))
+        return {"kind": "potting_lot_labels", "params": {"lot_ids": ids}}
+
+    print(f"# bench/enqueue.py — {machine()}")
+    with Stack() as stack:
+        stack.start_redis()
+        stack.init_app(LOTS)
+        token = create_token(stack)
+        base = stack.start_web(args.web_workers, args.threads)
+        print(f"# gunicorn gthread {args.web_workers} workers x {args.threads} threads; "
+              f"{args.clients} clients x {args.requests} requests")
+        warm: list[float] = []
+        client(base, token, [body() for _ in range(20)], warm, [])  # imports, pools, caches
+        latencies: list[float] = []
+        statuses: list[int] = []
+        threads = [threading.Thread(target=client, args=(
+            base, token, [body() for _ in range(args.requests)], latencies, statuses))
+            for _ in range(args.clients)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+    ms = [v * 1000 for v in latencies]
+    codes = {code: statuses.count(code) for code in sorted(set(statuses))}
+    print(f"requests {len(ms)} in {wall:.1f} s ({len(ms) / wall:.0f}/s); answers {codes}")
+    print(f"latency ms: p50 {percentile(ms, 50):.1f}  p90 {percentile(ms, 90):.1f}  "
+          f"p99 {percentile(ms, 99):.1f} (target < 50)  max {max(ms):.1f}  "
+          f"mean {statistics.fmean(ms):.1f}")
+    print(f"# load average at the end: {machine().rsplit('load average ', 1)[1]}")
+
+
+if __name__ == "__main__":
+    main()
