@@ -25,7 +25,7 @@
   };
   // A poll is a request the page makes by itself; its failures are shown as the banner, not as
   // a toast every second. A click's failure is a toast.
-  const isPoll = (elt) => !!elt?.closest?.("[hx-trigger^='every']");
+  const isPoll = (elt) => !!elt?.matches?.("[hx-trigger^='every']");
 
   document.addEventListener("htmx:responseError", (event) => {
     const xhr = event.detail.xhr;

@@ -219,6 +219,21 @@ class TestLocaleChoice:
         page = page_of(browser.get(response.headers["Location"]))
         assert "Vink minstens één regel aan om te herdrukken." in [page.text(f) for f in page.find(role="alert")]
 
+    def test_a_bad_print_option_is_named_by_its_dutch_label(self, site, browser):
+        dutch(site)
+        response = browser.post("/nursery/potting-lots/print", data={"copies": "veel"},
+                                headers={"Referer": "/nursery/potting-lots"})
+        page = page_of(browser.get(response.headers["Location"]))
+        assert "Exemplaren moet een getal zijn." in [page.text(f) for f in page.find(role="alert")]
+
+    def test_an_engine_refusal_is_flashed_in_dutch(self, site, browser):
+        dutch(site)
+        response = browser.post("/nursery/potting-lots/print", data={"q": "geen zulke plant"},
+                                headers={"Referer": "/nursery/potting-lots"})
+        page = page_of(browser.get(response.headers["Location"]))
+        assert ("Geen oppotpartijen gevonden met deze filters; pas ze aan of wis ze."
+                in [page.text(f) for f in page.find(role="alert")])
+
 
 class TestTranslateMessage:
     """translate_message: the engine's English phrasing → the catalogue, values kept."""

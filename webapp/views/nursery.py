@@ -22,6 +22,7 @@ from flask_login import current_user, login_required
 from webapp import jobs
 from webapp.auth import is_htmx
 from webapp.extensions import db
+from webapp.i18n import FIELD_LABELS
 from webapp.models import PottingLot
 from webapp.nursery import importer, preview
 from webapp.nursery.filters import FILTER_KEYS, FilterError, LotFilter, ordered
@@ -72,7 +73,8 @@ def _print_options(form: Any) -> dict[str, Any]:
             try:
                 options[key] = cast(raw)
             except ValueError:
-                raise jobs.InvalidParams(_("%(field)s must be a number.", field=key), field=key) from None
+                label = _(FIELD_LABELS[key])  # the field as the form labels it, not its name
+                raise jobs.InvalidParams(_("%(field)s must be a number.", field=label), field=key) from None
     return options
 
 
