@@ -22,6 +22,7 @@ from webapp.jobs.engine import kind_of, send
 from webapp.jobs.errors import LeaseLost, PermanentError, TransientError
 from webapp.jobs.lease import Lease, _cas, claim, worker_id
 from webapp.models import Job, JobStatus, new_id, utcnow
+from webapp.pdf.merge import merge_pdfs
 
 log = logging.getLogger(__name__)
 
@@ -172,16 +173,7 @@ def merge(lease: Lease) -> None:
         raise PermanentError(f"Parts of this batch are missing ({', '.join(missing)}); retry it.")
     out = lease.temp_path()
     try:
-        with pikepdf.Pdf.new() as merged:
-            sources = [pikepdf.open(p) for p in paths]
-            try:
-                for src in sources:
-                    merged.pages.extend(src.pages)
-                merged.save(out, deterministic_id=True, compress_streams=True,
-                            object_stream_mode=pikepdf.ObjectStreamMode.generate)
-            finally:
-                for src in sources:
-                    src.close()
+        merge_pdfs(paths, out)  # linear time: pikepdf's pages.extend is quadratic (6 s at 10k)
     except pikepdf.PdfError as exc:
         raise TransientError(f"Merging the parts failed: {exc}") from exc
     lease.finish(out)
