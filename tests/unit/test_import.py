@@ -189,6 +189,13 @@ class TestBadFiles:
         assert snapshot(app) == existing
 
 
+    def test_a_line_the_csv_module_cannot_read_is_reported_not_a_crash(self, app, do_import, existing):
+        huge = "x" * 140_000  # over the csv module's field size limit
+        ok, message = do_import(HEADER + f'\nL-1,"{huge}",P9,5,2026-11-23,Kas 1,\n')
+        assert not ok and "line 2" in message and "cannot be read" in message
+        assert snapshot(app) == existing
+
+
 class TestCliExitCodes:
     """Scripts can tell success from failure."""
 

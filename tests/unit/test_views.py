@@ -677,6 +677,15 @@ class TestPottingLotTable:
         assert f"({len(expected)})" in print_button(html)["text"]
         assert str(some.id) in table_rows(html) or len(expected) > 10
 
+    def test_a_lower_case_week_is_understood(self, table):
+        app, client = table
+        some = lots_where(app)[0]
+        year, week, _ = some.potting_date.isocalendar()
+        upper = client.get("/nursery/potting-lots", query_string={"week": f"{year}-W{week:02d}"})
+        lower = client.get("/nursery/potting-lots", query_string={"week": f"{year}-w{week:02d}"})
+        rows = table_rows(upper.get_data(as_text=True))
+        assert rows and table_rows(lower.get_data(as_text=True)) == rows
+
     def test_the_print_form_carries_the_filters_of_the_page(self, table):
         _, client = table
         html = client.get("/nursery/potting-lots?pot_size=P9&q=a").get_data(as_text=True)

@@ -63,6 +63,7 @@ class LotFilter:
                 raise FilterError(key, f"Filter {key!r} must be text.")
             values[key] = value.strip()[:200]
         if values["week"]:
+            values["week"] = values["week"].upper()  # "2026-w48" is what people type
             parse_week(values["week"])
         return cls(**values)
 

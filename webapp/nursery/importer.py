@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import date
 
@@ -71,7 +72,7 @@ def parse(data: bytes) -> list[tuple[int, dict[str, object]]]:
     rows: list[tuple[int, dict[str, object]]] = []
     errors: list[RowError] = []
     seen: dict[str, int] = {}
-    for raw in reader:
+    for raw in _records(reader, errors):
         line = reader.line_num
         if not any((v or "").strip() for k, v in raw.items() if k):
             continue
@@ -89,6 +90,15 @@ def parse(data: bytes) -> list[tuple[int, dict[str, object]]]:
     if not rows:
         raise ImportFailed([RowError(0, "The file has a header but no rows.")])
     return rows
+
+
+def _records(reader: csv.DictReader, errors: list[RowError]) -> Iterator[dict[str, str | None]]:
+    """The reader's records; a line the csv module cannot read ends the file as an error."""
+    try:
+        yield from reader
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit
+        # DictReader.line_num is only updated after a good row; its inner reader's is current.
+        errors.append(RowError(reader.reader.line_num, f"this line cannot be read as CSV ({exc})"))
 
 
 def _row(raw: dict[str, str | None]) -> tuple[dict[str, object], list[str]]:
