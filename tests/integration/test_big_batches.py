@@ -21,9 +21,11 @@ KIND = "potting_lot_labels"
 LOTS = 200
 CHUNK = 2500
 # Progress is written every 0.05 s (0.25 s by default), so a chunk that takes well under a
-# second on a fast machine is still seen half way.
+# second on a fast machine is still seen half way. An idle worker process polls Redis every
+# 0.1 s (1 s by default), so it surely takes the second chunk while the first is drawn.
 STACK = {"processes": 2, "lots": LOTS, "web": False,
-         "env": {"CHUNK_LABELS": str(CHUNK), "PROGRESS_MIN_INTERVAL_S": "0.05"}}
+         "env": {"CHUNK_LABELS": str(CHUNK), "PROGRESS_MIN_INTERVAL_S": "0.05",
+                 "dramatiq_worker_timeout": "100"}}
 
 
 def chunks_of(job_id: str) -> list[Job]:
@@ -122,20 +124,7 @@ class TestChunkedBatches:
     def test_a_retried_batch_never_merges_parts_left_from_its_cancelled_attempt(
             self, stack: Stack, app_ctx):
         # Given a two-chunk batch cancelled after its first part was published
-        job, _ = jobs.submit(stack.staff(), KIND, {"filter": {}, "copies": 24})
-
-        def both_drawing() -> list[Job] | None:
-            chunks = sorted(chunks_of(job.id), key=lambda c: c.chunk_index)
-            drawing = [c for c in chunks if c.status == "running" and c.progress_done > 0]
-            return chunks if len(drawing) == 2 else None
-
-        chunks = wait_for(both_drawing, 60, interval=0.02, message="both chunks being drawn")
-        first_part = stack.data / "artifacts" / "chunks" / job.id / "00000.pdf"
-        with stack.frozen(stack.worker_pid_of(chunks[1].id)):
-            wait_for(first_part.exists, 30, message="the first part to be published")
-            jobs.cancel(stack.job(job.id))
-        wait_for(lambda: stack.job(chunks[1].id).status == "cancelled", 10,
-                 message="the second chunk to be cancelled")
+        job = cancel_after_first_part(stack, copies=24)
 
         # When the first lot's data changes and the batch is retried
         with write_txn() as session:  # read-then-write: SQLite's write lock first (DESIGN §8)
@@ -147,3 +136,34 @@ class TestChunkedBatches:
         row = stack.wait_status(job.id, "done", timeout=120)
         _pages, texts = page_texts(stack.data / "artifacts" / row.artifact.path, (0,))
         assert "Zzyzx nova" in texts[0], texts[0]
+
+    def test_retention_removes_the_parts_of_a_cancelled_batch(self, stack: Stack, app_ctx):
+        job = cancel_after_first_part(stack, copies=23)
+        folder = stack.data / "artifacts" / "chunks" / job.id
+        assert folder.is_dir()
+
+        assert jobs.expire()["chunk_folders"] == 1
+        assert not folder.exists()
+
+
+def cancel_after_first_part(stack: Stack, copies: int) -> Job:
+    """Submit a two-chunk batch and cancel it once its first part is published while the
+    second is unfinished (its worker held still from the moment it claimed it)."""
+    job, _ = jobs.submit(stack.staff(), KIND, {"filter": {}, "copies": copies})
+
+    def second_running() -> Job | None:
+        parent = stack.job(job.id)
+        assert parent.status in ("queued", "running"), (parent.status, parent.error)
+        return next((c for c in chunks_of(job.id)
+                     if c.chunk_index == 1 and c.status == "running"), None)
+
+    second = wait_for(second_running, 60, interval=0.01, message="the second chunk to start")
+    first_part = stack.data / "artifacts" / "chunks" / job.id / "00000.pdf"
+    with stack.frozen(stack.worker_pid_of(second.id)):
+        assert stack.job(second.id).status == "running"
+        wait_for(first_part.exists, 30, message="the first part to be published")
+        jobs.cancel(stack.job(job.id))
+    wait_for(lambda: stack.job(second.id).status == "cancelled", 10,
+             message="the second chunk to be cancelled")
+    assert first_part.exists()
+    return stack.job(job.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import time
 from datetime import timedelta
@@ -17,7 +18,7 @@ from webapp.jobs import artifacts
 from webapp.jobs.db import write_txn
 from webapp.jobs.engine import send
 from webapp.jobs.lease import fail_parent
-from webapp.models import Artifact, Job, JobStatus, utcnow
+from webapp.models import LIVE_STATUSES, Artifact, Job, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,21 @@ def expire() -> dict[str, int]:
         if _mtime(path) < cutoff:
             artifacts.remove(path)
             removed += 1
-    if old or removed:
-        log.info("retention: %d files expired (%d jobs), %d stale temp files removed",
-                 len(old), jobs, removed)
-    return {"files": len(old), "jobs": jobs, "temp_files": removed}
+    # Parts of batches that ended without a merge (cancelled, failed): nothing reads them any
+    # more and nothing else removes them. Checked and removed under the write lock, which a
+    # chunk also holds to publish, so no part can land in a folder being removed.
+    parts = artifacts.root() / "chunks"
+    folders = 0
+    for folder in sorted(parts.iterdir()) if parts.is_dir() else []:
+        with write_txn() as session:
+            status = session.scalar(sa.select(Job.status).where(Job.id == folder.name))
+            if status not in LIVE_STATUSES:
+                shutil.rmtree(folder, ignore_errors=True)
+                folders += 1
+    if old or removed or folders:
+        log.info("retention: %d files expired (%d jobs), %d stale temp files and %d folders of "
+                 "unmerged parts removed", len(old), jobs, removed, folders)
+    return {"files": len(old), "jobs": jobs, "temp_files": removed, "chunk_folders": folders}
 
 
 def _mtime(path: Path) -> float:
