@@ -95,6 +95,8 @@ _PATTERNS: list[tuple[str, str]] = [
      N_("quantity %(value)s is not a whole number ≥ 0")),
     (r"potting_date (?P<value>.*) is not a date like 2026-11-23",
      N_("potting_date %(value)s is not a date like 2026-11-23")),
+    (r"this line cannot be read as CSV \((?P<reason>.*)\)",
+     N_("this line cannot be read as CSV (%(reason)s)")),
     (r"lot_number (?P<value>.*) already appears on line (?P<line>\d+)",
      N_("lot_number %(value)s already appears on line %(line)s")),
     # Werkzeug's default descriptions on the error page
