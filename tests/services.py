@@ -57,14 +57,6 @@ def parent_pid(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 # -- HTTP without third-party clients ------------------------------------------------------------
 
 
@@ -422,7 +414,9 @@ class Stack:
         parts = []
         for service in (self.worker, self.web, self.scheduler):
             if service.log.exists():
-                text = service.log.read_text(errors="replace")
+                # fontTools logs ~30 INFO lines per PDF it subsets: noise in a failure report
+                text = "\n".join(line for line in service.log.read_text(errors="replace")
+                                 .splitlines() if "[fontTools." not in line)
                 parts.append(f"==== {service.name} ({service.log})\n{tail(text, lines)}")
         return "\n".join(parts)
 

@@ -29,7 +29,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 SHOTS = Path(os.environ.get("PRESSROOM_SHOTS", "/tmp/pressroom-shots"))
 KIND = "potting_lot_labels"
 # One worker process: each job here is held still on purpose, and Chromium needs the CPU.
-STACK = {"processes": 1, "lots": 200, "env": {"CHUNK_LABELS": "50000"}}
+# Progress every 0.05 s, so the job is surely seen half way however fast it renders.
+STACK = {"processes": 1, "lots": 200,
+         "env": {"CHUNK_LABELS": "50000", "PROGRESS_MIN_INTERVAL_S": "0.05"}}
 JOB_PAGE = re.compile(r"/jobs/([A-Za-z0-9_-]+)$")
 
 
@@ -96,7 +98,7 @@ class TestPrintFlow:
         button = page.get_by_role("button", name=re.compile(r"^Print labels"))
         expect(button).to_be_enabled()
         expect(button).to_contain_text("200")
-        button.locator("xpath=ancestor::form").locator("[name=copies]").fill("30")
+        button.locator("xpath=ancestor::form").locator("[name=copies]").fill("50")
         shot(page, "1-table")
 
         # When they press "Print labels", they land on the job's page with one status partial
@@ -105,7 +107,7 @@ class TestPrintFlow:
         job_id = JOB_PAGE.search(page.url).group(1)
         status = status_of(page)
         expect(status).to_have_count(1)
-        assert stack.job(job_id).progress_total == 30 * 200
+        assert stack.job(job_id).progress_total == 50 * 200
 
         # … which shows the job running (its worker held half way)
         stack.wait_drawing(job_id)
@@ -163,7 +165,7 @@ class TestInterruptions:
 
         page.goto("/login")
         log_in(page)
-        job_id = submit_as_staff(stack, copies=29)
+        job_id = submit_as_staff(stack, copies=49)
         stack.wait_drawing(job_id)
         with stack.frozen(stack.worker_pid_of(job_id)):
             page.goto(f"/jobs/{job_id}")
@@ -190,7 +192,7 @@ class TestInterruptions:
 
         page.goto("/login")
         log_in(page)
-        job_id = submit_as_staff(stack, copies=28)
+        job_id = submit_as_staff(stack, copies=48)
         stack.wait_drawing(job_id)
         with stack.frozen(stack.worker_pid_of(job_id)):
             page.goto(f"/jobs/{job_id}")
