@@ -31,7 +31,9 @@ def process_commands(config: dict[str, Any]) -> dict[str, list[str]]:
     return {
         "web": [py, "-m", "gunicorn", "--worker-class", "gthread", "--threads", "8",
                 "--workers", web_processes, "--bind", f"0.0.0.0:{config['PORT']}",
-                "--access-logfile", "-", "--graceful-timeout", "10", "webapp:create_app()"],
+                "--access-logfile", "-", "--graceful-timeout", "10",
+                # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default, shared machine-wide.
+                "--no-control-socket", "webapp:create_app()"],
         "worker": [py, "-m", "dramatiq", "workers.broker:setup", "workers.actors",
                    "--processes", str(config["WORKER_PROCESSES"]),
                    "--threads", str(config["WORKER_THREADS"]), "--queues", "pressroom",
