@@ -81,11 +81,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--seed-sample", type=int, default=1000)
     parser.add_argument("--layout", default="roll_62x29")
+    parser.add_argument("--worker-timeout-ms", type=int, default=None,
+                        help="dramatiq_worker_timeout for the workers: how long an idle worker "
+                             "may sleep between polls of Redis (Dramatiq's default: 1000)")
+    parser.add_argument("--chunk-labels", type=int, default=None,
+                        help="CHUNK_LABELS for the workers (labels per chunk; default 1000)")
     args = parser.parse_args()
     sizes = [int(n) for n in args.labels.split(",")]
     logging.basicConfig(level=logging.WARNING)
 
     print(f"# bench/batch.py — {machine()}")
+    print(f"# layout {args.layout}; dramatiq_worker_timeout "
+          f"{args.worker_timeout_ms or 'default (1000)'} ms; CHUNK_LABELS "
+          f"{args.chunk_labels or 'default (1000)'}")
     results: dict[tuple[int, int], float] = {}
     with Stack() as stack:
         stack.start_redis()
@@ -98,7 +106,8 @@ def main() -> None:
         run = 0
         for count in (int(n) for n in args.workers.split(",")):
             booted = time.perf_counter()
-            master = stack.start_workers(count)
+            master = stack.start_workers(count, idle_ms=args.worker_timeout_ms,
+                                         chunk_labels=args.chunk_labels)
             print(f"# {count} worker process(es) ready in {time.perf_counter() - booted:.1f} s")
             for size in sizes:
                 walls = []

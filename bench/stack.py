@@ -99,13 +99,17 @@ class Stack:
         self.processes[name] = process
         return process
 
-    def start_workers(self, processes: int, timeout: float = 120) -> subprocess.Popen[bytes]:
+    def start_workers(self, processes: int, timeout: float = 120, idle_ms: int | None = None,
+                      chunk_labels: int | None = None) -> subprocess.Popen[bytes]:
         """`python -m dramatiq … --processes N --threads 1`; returns once every one is ready."""
         log = self.dir / "workers.log"
         log.unlink(missing_ok=True)
+        env = {"dramatiq_worker_timeout": str(idle_ms)} if idle_ms else {}
+        if chunk_labels:
+            env["CHUNK_LABELS"] = str(chunk_labels)
         process = self.spawn("workers", [
             sys.executable, "-m", "dramatiq", "workers.broker:setup", "workers.actors",
-            "--processes", str(processes), "--threads", "1", "--queues", "pressroom"])
+            "--processes", str(processes), "--threads", "1", "--queues", "pressroom"], **env)
 
         def ready() -> bool:
             if process.poll() is not None:

@@ -8,7 +8,7 @@ If an fpdf2 upgrade changes any of that, these tests say so before a label comes
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import zxingcpp
 from fpdf import FPDF
 from fpdf.errors import FPDFException
 
-from webapp.pdf.fonts import FAMILY, add_fonts
+from webapp.pdf.fonts import FAMILY, add_fonts, static_font
 from webapp.pdf.labels import LabelData, LabelWriter
 from webapp.pdf.layout import PRESETS
 from webapp.pdf.qr import draw_qr
@@ -135,3 +135,43 @@ class TestLabelContent:
         assert b"/MPDFAA+NotoSans" in bytes(pdf.output())
         path = self.render(tmp_path, LabelData("P1", "P1", "Acer"))
         assert b"MPDFAA" not in path.read_bytes()
+
+
+class TestFontCopies:
+    """add_fonts() hands every document a copy of a font parsed once per process."""
+
+    @staticmethod
+    def document(register) -> bytes:
+        pdf = FPDF(unit="mm")
+        pdf.set_creation_date(CREATED.replace(tzinfo=UTC))
+        register(pdf)
+        pdf.add_page()
+        for style, text in (("B", "P2648-00001 Ø"), ("", "Łąkowski “Øresund” € ß Кириллица"),
+                            ("", "Hydrangea macrophylla 'Bodensee'")):
+            pdf.set_font(FAMILY, style, 10)
+            pdf.text(5, 10, text)
+        return bytes(pdf.output())
+
+    def test_a_copied_font_gives_the_same_bytes_as_add_font(self):
+        def parsed_here(pdf: FPDF) -> None:
+            for style in ("", "B"):
+                pdf.add_font(FAMILY, style, static_font(style))
+
+        assert self.document(add_fonts) == self.document(parsed_here)
+
+    def test_documents_do_not_share_subsets_or_descriptors(self):
+        first = self.document(add_fonts)
+        pdf = FPDF()
+        add_fonts(pdf)
+        pdf.add_page()
+        pdf.set_font(FAMILY, "", 10)
+        pdf.text(10, 10, "zzz ÆØÅ")  # other glyphs in a document made in between
+        pdf.output()
+        assert self.document(add_fonts) == first
+        a, b = FPDF(), FPDF()
+        add_fonts(a)
+        add_fonts(b)
+        for style in ("", "B"):
+            fa, fb = a.fonts[FAMILY + style], b.fonts[FAMILY + style]
+            assert fa.subset is not fb.subset and fa.ttfont is not fb.ttfont
+            assert fa.desc is not fb.desc and fa.missing_glyphs is not fb.missing_glyphs

@@ -12,12 +12,15 @@ across the chunks of a batch; only the lot number is measured per label.
 
 from __future__ import annotations
 
+import io
 import string
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
+import pikepdf
 from fpdf import FPDF
 
 from webapp.pdf.fonts import FAMILY, add_fonts
@@ -194,13 +197,18 @@ def _body(geo: _Geometry, name: str, extra: tuple[str, ...]) -> tuple[float, tup
 class LabelWriter:
     """Labels of one layout into one PDF: `add()` each label in order, then `output()`.
 
-    Each label is one `FPDF._out` call: the QR path and the text in label coordinates (a `cm`
-    translation to the label's corner). fpdf2's public `text()` + `set_font()` cost ~15 µs per
-    line, as much as the rest of a label, so text is encoded here with fpdf2's own font object
-    (`TTFFont.encode_text`, which also records the glyphs for the subset) and each distinct
-    line is encoded once per document. The lines below the title are the same for many labels,
-    so their operators are cached per document too. tests/unit/test_pdf_fpdf_internals.py
-    checks that this matches what `text()` writes; fpdf2 is pinned.
+    fpdf2 does the fonts: it loads Noto Sans, encodes the text in its subsets and writes the
+    fonts, their subsets and the document info on `output()`. The pages are assembled here:
+    a label is a few operators (the QR path and the text, in label coordinates: a `cm`
+    translation to the label's corner), and at 1,000 pages fpdf2's own page machinery
+    (`add_page()`, then serialising two objects per page) costs as much as drawing the labels.
+    So fpdf2 writes a one-page document whose page carries the shared /Resources (the fonts),
+    and pikepdf (qpdf) puts our content streams on pages that share those resources.
+
+    Text goes through fpdf2's own font object (`TTFFont.encode_text`, which also records the
+    glyphs for the subset), once per distinct line and document: its public `text()` and
+    `set_font()` cost ~15 µs per line. tests/unit/test_pdf_fpdf_internals.py checks that the
+    result matches what `text()` writes; fpdf2 is pinned.
     """
 
     def __init__(self, layout: Layout, *, created: datetime, start_position: int = 1,
@@ -215,24 +223,25 @@ class LabelWriter:
         pdf.set_creation_date(created if created.tzinfo else created.replace(tzinfo=UTC))
         pdf.set_title("Labels")
         pdf.set_producer("Pressroom")
-        # Public fpdf2 switches that matter at 1,000 pages: one /Resources dict for all pages
-        # (it lists every font, which the direct text below relies on), no transparency group
-        # per page (no images), no "{nb}" page-count substitution.
+        # One /Resources dict listing every font (the pages below all use it); no transparency
+        # group (no images); no "{nb}" page-count substitution.
         pdf.single_resources_object = True
         pdf.allow_images_transparency = False
         pdf.alias_nb_pages(None)
         add_fonts(pdf)
+        pdf.add_page()  # the template page: output() takes its /Resources for every page
         self._fonts = {style: pdf.fonts[FAMILY + style] for style in ("", "B")}
         self._encoded: dict[tuple[str, str], str] = {}
         self._bodies: dict[tuple[str, tuple[str, ...]], tuple[float, str]] = {}
         self._first = first_slot or 0
         self._page = -1 if first_slot is None else (first_slot + self.start_slot) // layout.per_page - 1
+        self._pages: list[list[str]] = []  # the content (operators) of each page
 
     def add(self, slot: int, label: LabelData) -> None:
         """Draw `label` in slot `slot` (0-based label index within the whole batch)."""
         page, x, y = self.layout.place(slot + self.start_slot)
         while self._page < page:
-            self.pdf.add_page()
+            self._pages.append([])
             self._page += 1
         self.draw(x + self.offset[0], y + self.offset[1], label)
 
@@ -259,6 +268,8 @@ class LabelWriter:
 
     def draw(self, x: float, y: float, label: LabelData) -> None:
         """Draw `label` with its top-left corner at (x, y) mm on the current page."""
+        if not self._pages:
+            self._pages.append([])
         geo = self.geo
         nominal_pt, body = self._body(label.name,
                                       tuple(t for t in (label.details, *label.lines) if t))
@@ -267,21 +278,33 @@ class LabelWriter:
         title_y = (geo.text_top + ASCENT * nominal_pt * PT) * MM
         qr_y = (self.layout.label_h - geo.qr) / 2
         # Label coordinates: origin at the label's top-left corner, y upwards (so below is < 0).
-        self.pdf._out(
-            f"q 1 0 0 1 {x * MM:.2f} {(self.pdf.h - y) * MM:.2f} cm 0 g "
+        self._pages[-1].append(
+            f"q 1 0 0 1 {x * MM:.2f} {(self.layout.page_h - y) * MM:.2f} cm 0 g "
             f"{qr_operators(label.qr, geo.pad, qr_y, geo.qr, 0.0, MM)} "
             f"BT /F{self._fonts['B'].i} {title_pt:.2f} Tf 1 0 0 1 {geo.text_x * MM:.2f} "
             f"{-title_y:.2f} Tm {self._show('B', label.title)} {body} ET Q")
 
     def output(self, path: Path) -> None:
-        """Write the PDF to `path`."""
-        if self._page < 0:
-            self.pdf.add_page()
+        """Write the PDF to `path` (deterministic: the same labels give the same bytes)."""
         # fpdf2 tags every font subset "MPDFAA+"; the chunks of a batch are merged into one file
         # where different subsets must have different tags (PDF 32000 §9.6.4), or a printer may
         # take one chunk's glyphs for another's. Same length, so the xref offsets stay valid.
-        data = bytes(self.pdf.output()).replace(b"/MPDFAA+", b"/%s+" % subset_tag(self._first))
-        path.write_bytes(data)
+        fonts = bytes(self.pdf.output()).replace(b"/MPDFAA+", b"/%s+" % subset_tag(self._first))
+        with pikepdf.open(io.BytesIO(fonts)) as document:
+            tree = document.Root.Pages
+            template = tree.Kids[0]
+            resources = template.Resources
+            tree.MediaBox = template.get("/MediaBox", tree.get("/MediaBox"))
+            kids = []
+            for ops in self._pages or [[]]:
+                content = pikepdf.Stream(document, zlib.compress("\n".join(ops).encode("latin-1")))
+                content.Filter = pikepdf.Name.FlateDecode  # the bytes above are deflated already
+                kids.append(document.make_indirect(pikepdf.Dictionary(
+                    Type=pikepdf.Name.Page, Parent=tree, Resources=resources, Contents=content)))
+            tree.Kids = pikepdf.Array(kids)  # the page size is inherited from the page tree
+            tree.Count = len(kids)
+            document.save(path, deterministic_id=True, compress_streams=True,
+                          object_stream_mode=pikepdf.ObjectStreamMode.generate)
 
 
 def subset_tag(number: int) -> bytes:

@@ -18,6 +18,28 @@ import pikepdf
 INHERITABLE = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
 
 
+def _pages(source: pikepdf.Pdf) -> list[pikepdf.Dictionary]:
+    """The page objects of `source` in order, each holding the attributes it inherits."""
+    tree = source.Root.Pages
+    kids = list(tree.Kids)
+    if all(kid.get("/Type") == "/Page" for kid in kids):  # flat, as fpdf2 and our writer make
+        inherited = [(key, tree[key]) for key in INHERITABLE if key in tree]
+        for obj in kids:
+            for key, value in inherited:
+                if key not in obj:
+                    obj[key] = value
+        return kids
+    pages = [page.obj for page in source.pages]
+    for obj in pages:
+        node = obj.get("/Parent")
+        while node is not None:  # the new tree has none of these: put them on the page
+            for key in INHERITABLE:
+                if key in node and key not in obj:
+                    obj[key] = node[key]
+            node = node.get("/Parent")
+    return pages
+
+
 def merge_pdfs(paths: Sequence[Path], out: Path) -> int:
     """Write the pages of `paths`, in order, to `out`; returns the number of pages.
 
@@ -30,14 +52,7 @@ def merge_pdfs(paths: Sequence[Path], out: Path) -> int:
             tree = merged.Root.Pages
             kids = []
             for source in sources:
-                for page in source.pages:
-                    obj = page.obj
-                    node = obj.get("/Parent")
-                    while node is not None:  # the new tree has none of these: put them on the page
-                        for key in INHERITABLE:
-                            if key in node and key not in obj:
-                                obj[key] = node[key]
-                        node = node.get("/Parent")
+                for obj in _pages(source):
                     copy = merged.copy_foreign(obj)
                     copy.Parent = tree
                     kids.append(copy)
