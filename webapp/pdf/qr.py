@@ -1,9 +1,10 @@
 """QR codes drawn as one vector path: a rectangle per horizontal run of dark modules.
 
 zxing-cpp encodes (~0.1 ms per code; qrcode's automatic version and mask search costs 1-6 ms).
-The path is written straight into the page's content stream with `FPDF._out`: fpdf2 has no
-public API fast enough (its drawing API costs ~8 ms per code, a `rect()` per run ~0.7 ms).
-fpdf2 is pinned in pyproject.toml and tests/unit/test_pdf_fpdf_internals.py guards this use.
+`qr_operators` returns the path as PDF operators; the label writer puts them into its own
+content streams. `draw_qr` writes them into an fpdf2 page with `FPDF._out`: fpdf2 has no public
+API fast enough (its drawing API costs ~8 ms per code, a `rect()` per run ~0.7 ms). fpdf2 is
+pinned in pyproject.toml and tests/unit/test_pdf_fpdf_internals.py guards this use.
 """
 
 from __future__ import annotations
