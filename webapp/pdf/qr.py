@@ -24,9 +24,19 @@ _rows: dict[int, list[dict[bytes, str]]] = {}  # image width → [y] → row pix
 _cached = 0
 
 
+_run_ops: dict[int, str] = {}  # (y, x, length) packed in an int → "x y w 1 re"
+
+
 def _row_ops(row: bytes, y: int) -> str:
-    return " ".join([f"{m.start() - QUIET} {y - QUIET} {m.end() - m.start()} 1 re"
-                     for m in DARK_RUN.finditer(row)])
+    ops = []
+    for match in DARK_RUN.finditer(row):
+        start, end = match.span()
+        key = (y * 256 + start) * 256 + end
+        op = _run_ops.get(key)
+        if op is None:  # at most (side + 8)^3 / 2 of them per code size: bounded
+            op = _run_ops[key] = f"{start - QUIET} {y - QUIET} {end - start} 1 re"
+        ops.append(op)
+    return " ".join(ops)
 
 
 def encode(payload: str) -> tuple[int, str]:
