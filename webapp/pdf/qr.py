@@ -19,7 +19,7 @@ QUIET = 4  # zxing-cpp's quiet zone, in modules; it keeps every dark run inside 
 DARK_RUN = re.compile(rb"\x00+")
 
 
-ROW_CACHE_LIMIT = 200_000  # row variants kept per process (~30 MB at most), then start over
+ROW_CACHE_LIMIT = 50_000  # row variants kept per process (~12 MB at most), then start over
 _rows: dict[int, list[dict[bytes, str]]] = {}  # image width → [y] → row pixels → operators
 _cached = 0
 
