@@ -23,6 +23,7 @@ from pathlib import Path
 import pikepdf
 from fpdf import FPDF
 
+from webapp.pdf import fonts
 from webapp.pdf.fonts import FAMILY, add_fonts
 from webapp.pdf.layout import Layout
 from webapp.pdf.qr import modules, qr_operators
@@ -73,6 +74,7 @@ def text_width(text: str, style: str = "") -> float:
 def warm() -> None:
     """Load what every label needs once per process (worker boot), not inside the first job:
     the font instances (made once per machine, slow the first time) and the glyph widths."""
+    fonts.warm()
     text_width(string.printable + "×·–—“”‘’€ÄÖÜäöüßéèëêàáâçñłąęśźżćńóŁØøÅåæÆ", "")
     text_width(string.printable + "ÄÖÜØ", "B")
     modules("warm")  # imports zxing-cpp's encoder
