@@ -104,12 +104,14 @@ class Stack:
         """`python -m dramatiq … --processes N --threads 1`; returns once every one is ready."""
         log = self.dir / "workers.log"
         log.unlink(missing_ok=True)
-        env = {"dramatiq_worker_timeout": str(idle_ms)} if idle_ms else {}
+        from workers.supervisor import WORKER_ENV, worker_argv
+
+        env = dict(WORKER_ENV)  # as `pressroom run` starts them
+        if idle_ms:
+            env["dramatiq_worker_timeout"] = str(idle_ms)
         if chunk_labels:
             env["CHUNK_LABELS"] = str(chunk_labels)
-        process = self.spawn("workers", [
-            sys.executable, "-m", "dramatiq", "workers.broker:setup", "workers.actors",
-            "--processes", str(processes), "--threads", "1", "--queues", "pressroom"], **env)
+        process = self.spawn("workers", worker_argv(processes), **env)
 
         def ready() -> bool:
             if process.poll() is not None:

@@ -148,14 +148,23 @@ def stub_worker(app: Flask) -> Iterator[Callable[[], None]]:
     worker.start()
 
     def drain() -> None:
-        from webapp.jobs.engine import QUEUE
-
-        broker.join(QUEUE, fail_fast=True)
-        worker.join()
+        join_all(broker, worker)
 
     yield drain
     worker.stop()
     broker.close()
+
+
+def join_all(broker: Any, worker: Any) -> None:
+    """Wait until both queues are empty (whole jobs send chunks to the bulk queue)."""
+    from webapp.jobs.engine import QUEUES
+
+    while True:
+        for queue in QUEUES:
+            broker.join(queue, fail_fast=True)
+        worker.join()
+        if all(broker.queues[q].empty() for q in QUEUES):
+            return
 
 
 def which(name: str) -> str | None:

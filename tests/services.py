@@ -34,6 +34,7 @@ from tests.conftest import require, wait_for
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Job, Role, User
+from workers.supervisor import worker_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -192,11 +193,7 @@ class Stack:
             **(env or {}),
         })
         self.redis: subprocess.Popen[bytes] | None = None
-        self.worker = Service("worker", [
-            PY, "-m", "dramatiq", "workers.broker:setup", "workers.actors",
-            "--processes", str(processes), "--threads", "1", "--queues", "pressroom",
-            "--worker-shutdown-timeout", "5000",
-        ], self.env, self.logs / "worker.log")
+        self.worker = Service("worker", worker_argv(processes), self.env, self.logs / "worker.log")
         self.web = Service("web", [
             PY, "-m", "gunicorn", "--worker-class", "gthread", "--threads", "4", "--workers", "1",
             "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5",

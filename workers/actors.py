@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from webapp.jobs.engine import QUEUE
+from webapp.jobs.engine import BULK_QUEUE, QUEUE
 
 # Dramatiq's own hard stop, above the engine's deadline (JOB_TIME_LIMIT_S, checked per label).
 HARD_TIME_LIMIT_MS = 45 * 60 * 1000
@@ -18,4 +18,12 @@ def render_job(job_id: str) -> None:
     jobs.run(job_id)
 
 
-ALL = (render_job,)
+@dramatiq.actor(queue_name=BULK_QUEUE, priority=10, max_retries=0, time_limit=HARD_TIME_LIMIT_MS)
+def render_chunk(job_id: str) -> None:
+    """Render one internal chunk of a big batch; whole jobs of other users go first."""
+    from webapp import jobs
+
+    jobs.run(job_id)
+
+
+ALL = (render_job, render_chunk)

@@ -11,7 +11,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import default_middleware
 from flask import Flask
 
-from webapp.jobs.engine import QUEUE
+from webapp.jobs.engine import QUEUES
 
 
 def build_broker(config: dict[str, Any]) -> dramatiq.Broker:
@@ -19,7 +19,8 @@ def build_broker(config: dict[str, Any]) -> dramatiq.Broker:
     if config["BROKER"] == "stub":
         broker: dramatiq.Broker = StubBroker()
         broker.emit_after("process_boot")
-        broker.declare_queue(QUEUE)
+        for queue in QUEUES:
+            broker.declare_queue(queue)
         return broker
     return RedisBroker(url=config["REDIS_URL"], namespace="pressroom",
                        middleware=[m() for m in default_middleware],

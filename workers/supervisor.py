@@ -24,6 +24,20 @@ from webapp import config as config_module
 log = logging.getLogger("pressroom.supervisor")
 
 
+#: Environment of worker processes: one message at a time per process (a dead process holds no
+#: backlog), and idle workers poll Redis every 0.1 s instead of 1 s (~0.5 s off every job).
+WORKER_ENV = {"dramatiq_queue_prefetch": "1", "dramatiq_worker_timeout": "100"}
+
+
+def worker_argv(processes: int, threads: int = 1) -> list[str]:
+    """Dramatiq's own worker command (so "dramatiq" is in its command line), both queues."""
+    from webapp.jobs.engine import QUEUES
+
+    return [sys.executable, "-m", "dramatiq", "workers.broker:setup", "workers.actors",
+            "--processes", str(processes), "--threads", str(threads), "--queues", *QUEUES,
+            "--worker-shutdown-timeout", "10000"]
+
+
 def process_commands(config: dict[str, Any]) -> dict[str, list[str]]:
     """The production processes (the Procfile lists the same)."""
     py = sys.executable
@@ -34,10 +48,7 @@ def process_commands(config: dict[str, Any]) -> dict[str, list[str]]:
                 "--access-logfile", "-", "--graceful-timeout", "10",
                 # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default, shared machine-wide.
                 "--no-control-socket", "webapp:create_app()"],
-        "worker": [py, "-m", "dramatiq", "workers.broker:setup", "workers.actors",
-                   "--processes", str(config["WORKER_PROCESSES"]),
-                   "--threads", str(config["WORKER_THREADS"]), "--queues", "pressroom",
-                   "--worker-shutdown-timeout", "10000"],
+        "worker": worker_argv(config["WORKER_PROCESSES"], config["WORKER_THREADS"]),
         "scheduler": [py, "-m", "workers.scheduler"],
     }
 
@@ -123,8 +134,7 @@ def run_command(demo: bool, lots: int) -> None:
     data = config_module.data_dir(config)
     data.mkdir(parents=True, exist_ok=True)
     children: list[Child] = []
-    env = dict(os.environ, PRESSROOM_DATA=str(data), dramatiq_queue_prefetch="1",
-               PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PRESSROOM_DATA=str(data), PYTHONUNBUFFERED="1", **WORKER_ENV)
     if config.get("REDIS_EMBEDDED"):
         socket = config_module.redis_socket_path(data)
         process = redis_server.start(data, socket)

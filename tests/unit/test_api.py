@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import add_user
+from tests.conftest import add_user, join_all
 from webapp.auth import create_token
 from webapp.extensions import db
 from webapp.models import Artifact, Job, JobStatus, Role, utcnow
@@ -235,8 +235,7 @@ class TestJobJson:
             client = app.test_client()
             job_id = client.post("/api/v1/jobs", headers=bearer(token),
                                  json={"kind": KIND, "params": {"lot_ids": [1, 2]}}).get_json()["id"]
-            broker.join("pressroom", fail_fast=True)
-            worker.join()
+            join_all(broker, worker)
         finally:
             worker.stop()
         body = client.get(f"/api/v1/jobs/{job_id}", headers=bearer(token)).get_json()

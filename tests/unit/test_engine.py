@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import add_user
+from tests.conftest import add_user, join_all
 from webapp import jobs
 from webapp.extensions import db
 from webapp.jobs import artifacts
@@ -241,8 +241,7 @@ class TestBigBatches:
             worker.start()
             try:
                 job, _ = jobs.submit(staff, KIND, {"filter": {}, "copies": 2})
-                broker.join("pressroom", fail_fast=True)
-                worker.join()
+                join_all(broker, worker)
             finally:
                 worker.stop()
             row = reload(job)

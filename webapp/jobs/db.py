@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from webapp.extensions import db
+
+# Threads of one process queue here rather than in SQLite's busy handler, which sleeps in
+# growing steps (up to 100 ms) and made the long tail of submit latency (docs/benchmarks.md).
+_WRITE_LOCK = threading.RLock()
 
 
 @contextmanager
@@ -19,13 +24,15 @@ def write_txn() -> Iterator[Session]:
     session = db.session()
     if session.in_transaction():
         session.commit()
-    session.connection(execution_options={"sqlite_immediate": True})
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    with _WRITE_LOCK if sqlite else nullcontext():
+        session.connection(execution_options={"sqlite_immediate": True})
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
 
 
 @event.listens_for(Engine, "connect")

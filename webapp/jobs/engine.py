@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 
 QUEUE = "pressroom"
 RENDER_ACTOR = "render_job"
+# Chunks of big batches wait in their own queue, drawn by a lower-priority actor: a worker that
+# holds a chunk message and a whole job's message takes the job first, so one person's small
+# job never waits behind another's 50,000 labels.
+BULK_QUEUE = "pressroom-bulk"
+CHUNK_ACTOR = "render_chunk"
+QUEUES = (QUEUE, BULK_QUEUE)
 
 
 def input_hash(kind: str, prepared: Prepared) -> str:
@@ -112,10 +118,11 @@ def broker():  # type: ignore[no-untyped-def]
     return current_app.extensions["pressroom.broker"]
 
 
-def send(job_id: str, delay_s: float = 0) -> bool:
+def send(job_id: str, delay_s: float = 0, *, chunk: bool = False) -> bool:
     """Send the job id to the workers. A failed send is logged; the reaper sends it again."""
-    message = Message(queue_name=QUEUE, actor_name=RENDER_ACTOR, args=(job_id,), kwargs={},
-                      options={})
+    message = Message(queue_name=BULK_QUEUE if chunk else QUEUE,
+                      actor_name=CHUNK_ACTOR if chunk else RENDER_ACTOR, args=(job_id,),
+                      kwargs={}, options={})
     try:
         broker().enqueue(message, delay=int(delay_s * 1000) or None)
     except Exception as exc:  # redis down, timeouts: the row is committed, the reaper re-sends

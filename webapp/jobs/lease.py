@@ -137,7 +137,7 @@ class Lease:
         if changed:
             log.warning("job %s: attempt %d failed (%s); retrying in %.1f s", self.job_id,
                         self.attempts, message, delay)
-            send(self.job_id, delay_s=delay)
+            send(self.job_id, delay_s=delay, chunk=self.parent_id is not None)
 
     def abandon(self) -> None:
         """The lease is lost: delete temp files; a chunk whose parent ended is cancelled too."""

@@ -45,7 +45,7 @@ def reap() -> dict[str, int]:
     now = utcnow()
     stale_before = now - timedelta(seconds=config["HEARTBEAT_STALE_S"])
     running = db.session.scalars(sa.select(Job).where(Job.status == JobStatus.RUNNING)).all()
-    requeued: list[str] = []
+    requeued: list[tuple[str, bool]] = []
     failed = 0
     for job in running:
         if job.chunks_total and job.chunks_done < job.chunks_total:
@@ -73,19 +73,20 @@ def reap() -> dict[str, int]:
                 if job.parent_id:
                     session.execute(sa.update(Job).where(Job.id == job.parent_id).values(
                         progress_done=Job.progress_done - job.progress_done))
-                requeued.append(job.id)
-    for job_id in requeued:
-        send(job_id)
+                requeued.append((job.id, job.parent_id is not None))
+    for job_id, chunk in requeued:
+        send(job_id, chunk=chunk)
         log.warning("job %s re-queued by the reaper", job_id)
 
     resend_before = now - timedelta(seconds=config["RESEND_AFTER_S"])
     with write_txn() as session:
-        unsent = list(session.scalars(sa.select(Job.id).where(
+        unsent = session.execute(sa.select(Job.id, Job.parent_id).where(
             Job.status == JobStatus.QUEUED,
-            sa.or_(Job.sent_at.is_(None), Job.sent_at < resend_before))))
+            sa.or_(Job.sent_at.is_(None), Job.sent_at < resend_before))).all()
         if unsent:
-            session.execute(sa.update(Job).where(Job.id.in_(unsent)).values(sent_at=now))
-    resent = sum(send(job_id) for job_id in unsent)
+            session.execute(sa.update(Job).where(Job.id.in_([row.id for row in unsent]))
+                            .values(sent_at=now))
+    resent = sum(send(row.id, chunk=row.parent_id is not None) for row in unsent)
     if unsent:
         log.info("reaper re-sent %d queued jobs (%d reached the broker)", len(unsent), resent)
     return {"requeued": len(requeued), "failed": failed, "resent": resent}

@@ -129,7 +129,7 @@ def split(lease: Lease, job: Job, parts: list[Part]) -> None:
     shutil.rmtree(artifacts.chunk_path(job.id, 0).parent, ignore_errors=True)
     log.info("job %s split into %d chunks", job.id, len(parts))
     for chunk_id in ids:
-        send(chunk_id)
+        send(chunk_id, chunk=True)
 
 
 def finish_chunk(lease: Lease, out: Path, index: int) -> bool:
