@@ -257,3 +257,25 @@ class TestBigBatches:
             numbers = (row.summary["first"], row.summary["last"])
             assert numbers[0] in texts[0] and numbers[0] in texts[1]  # two copies, then the next lot
             assert numbers[0] not in texts[2] and numbers[1] in texts[3]
+
+
+class TestFairness:
+    def test_chunks_wait_in_the_bulk_queue_behind_whole_jobs(self, make_app):
+        """Given a batch big enough to split, its chunks go to the bulk queue whose actor has a
+        lower priority than whole jobs, so a worker holding both takes another user's job first."""
+        app = make_app(CHUNK_LABELS=10)
+        with app.app_context():
+            import workers.actors as actors
+            from webapp.jobs.engine import BULK_QUEUE, QUEUE
+            from webapp.nursery.demo import seed_lots
+
+            staff = add_user()
+            seed_lots(30)
+            job, _ = jobs.submit(staff, KIND, {"filter": {}})
+            jobs.run(job.id)  # the parent's message: it splits
+            broker = app.extensions["pressroom.broker"]
+            chunk_messages = [m.decode() for m in broker.queues[BULK_QUEUE].queue]
+            assert len(chunk_messages) == 3 and all("render_chunk" in m for m in chunk_messages)
+            assert len(broker.queues[QUEUE].queue) == 1  # only the parent's own message
+            assert actors.render_chunk.queue_name == BULK_QUEUE
+            assert actors.render_chunk.priority > actors.render_job.priority  # lower = first
