@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -13,9 +15,40 @@ from sqlalchemy.orm import Session
 
 from webapp.extensions import db
 
-# Threads of one process queue here rather than in SQLite's busy handler, which sleeps in
-# growing steps (up to 100 ms) and made the long tail of submit latency (docs/benchmarks.md).
-_WRITE_LOCK = threading.RLock()
+# Writers queue on these locks rather than in SQLite's busy handler, which sleeps in growing
+# steps (up to 100 ms) and made the long tail of submit latency (docs/benchmarks.md): threads of
+# a process on a mutex, processes on an flock of a file beside the database (the kernel wakes
+# the next one the moment it is released, and releases it if its holder dies).
+_THREAD_LOCK = threading.RLock()
+_lock_files: dict[str, int] = {}
+
+
+def _lock_fd(database: str) -> int:
+    fd = _lock_files.get(database)
+    if fd is None:
+        fd = _lock_files[database] = os.open(f"{database}.writelock", os.O_RDWR | os.O_CREAT, 0o600)
+    return fd
+
+
+def _forget_lock_files() -> None:
+    _lock_files.clear()  # a forked child opens its own (flock is per open file)
+
+
+os.register_at_fork(after_in_child=_forget_lock_files)
+
+
+@contextmanager
+def _sqlite_write_lock(database: str | None) -> Iterator[None]:
+    with _THREAD_LOCK:
+        if not database or database == ":memory:":
+            yield
+            return
+        fd = _lock_fd(database)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -24,8 +57,9 @@ def write_txn() -> Iterator[Session]:
     session = db.session()
     if session.in_transaction():
         session.commit()
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    with _WRITE_LOCK if sqlite else nullcontext():
+    bind = session.get_bind()
+    sqlite = bind.dialect.name == "sqlite"
+    with _sqlite_write_lock(bind.url.database) if sqlite else nullcontext():
         session.connection(execution_options={"sqlite_immediate": True})
         try:
             yield session
