@@ -13,16 +13,14 @@ from webapp import jobs
 from webapp.auth import is_htmx
 from webapp.downloads import send_job_file
 from webapp.extensions import db
+from webapp.http import see_other
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
 
 def to_job_page(job_id: str) -> Any:
     """After starting a job: 303 to its page, or HX-Redirect for an htmx request."""
-    url = url_for("jobs.show", job_id=job_id)
-    if is_htmx():
-        return "", 204, {"HX-Redirect": url}
-    return redirect(url, code=303)
+    return see_other(url_for("jobs.show", job_id=job_id))
 
 
 @bp.get("/")

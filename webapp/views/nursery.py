@@ -20,8 +20,8 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from webapp import jobs
-from webapp.auth import is_htmx
 from webapp.extensions import db
+from webapp.http import see_other
 from webapp.i18n import FIELD_LABELS
 from webapp.models import PottingLot
 from webapp.nursery import importer, preview
@@ -107,10 +107,7 @@ def _submit(make_params: Callable[[], dict[str, Any]]) -> Any:
 
 def _back_with(message: str) -> Any:
     flash(message, "error")
-    back = request.referrer or url_for("nursery.potting_lots")
-    if is_htmx():
-        return "", 204, {"HX-Redirect": back}
-    return redirect(back, code=303)
+    return see_other(request.referrer or url_for("nursery.potting_lots"))
 
 
 @bp.get("/potting-lots/preview.png")
