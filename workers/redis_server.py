@@ -40,7 +40,8 @@ def start(data: Path, socket: Path) -> subprocess.Popen[bytes]:
     """Start redis-server for `data` listening on `socket`; returns once it answers PING."""
     conf = write_config(data, socket)
     socket.unlink(missing_ok=True)
-    process = subprocess.Popen([str(BINARY), str(conf)])
+    # Its own session: a Ctrl-C meant for the supervisor must not stop Redis before the workers.
+    process = subprocess.Popen([str(BINARY), str(conf)], start_new_session=True)
     wait_ready(socket, process)
     return process
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
 
 from webapp import create_app
 from webapp.jobs import expire, reap
+from workers.stopflag import StopFlag
 
 log = logging.getLogger("pressroom.scheduler")
 EXPIRE_EVERY_S = 3600
@@ -16,13 +16,11 @@ EXPIRE_EVERY_S = 3600
 
 def main() -> None:
     app = create_app()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopFlag().install(signal.SIGTERM, signal.SIGINT)
     interval = app.config["REAPER_INTERVAL_S"]
     next_expire = 0.0
     log.info("scheduler started: reaper every %.1f s, retention every %d s", interval, EXPIRE_EVERY_S)
-    while not stop.is_set():
+    while not stop.requested:
         with app.app_context():
             try:
                 reap()

@@ -12,14 +12,15 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
 from webapp import config as config_module
+from workers.stopflag import StopFlag
 
 log = logging.getLogger("pressroom.supervisor")
 
@@ -70,23 +71,25 @@ class Child:
     def stop(self, timeout: float = 15) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        with suppress(ProcessLookupError):  # it may end on its own meanwhile
+            os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
 
 class Supervisor:
     def __init__(self, children: list[Child]) -> None:
         self.children = children
-        self.stopping = threading.Event()
+        self.stopping = StopFlag()
 
     def run(self) -> None:
         for child in self.children:
-            if child.process is None:  # the embedded Redis is started (and awaited) earlier
-                child.start()
+            if child.process is None and not self.stopping.requested:
+                child.start()  # (the embedded Redis was started, and awaited, earlier)
         while not self.stopping.wait(0.5):
             for child in self.children:
                 code = child.process.poll() if child.process else None
@@ -100,6 +103,10 @@ class Supervisor:
                 if self.stopping.wait(delay):
                     break
                 child.start()
+        self.stop_all()
+
+    def stop_all(self) -> None:
+        """Stop in reverse start order: scheduler, workers, web, then Redis."""
         for child in reversed(self.children):
             child.stop()
 
@@ -134,6 +141,9 @@ def run_command(demo: bool, lots: int) -> None:
     data = config_module.data_dir(config)
     data.mkdir(parents=True, exist_ok=True)
     children: list[Child] = []
+    supervisor = Supervisor(children)
+    # From here on Ctrl-C only asks to stop: whatever was started is stopped in order below.
+    supervisor.stopping.install(signal.SIGINT, signal.SIGTERM)
     env = dict(os.environ, PRESSROOM_DATA=str(data), PYTHONUNBUFFERED="1", **WORKER_ENV)
     if config.get("REDIS_EMBEDDED"):
         socket = config_module.redis_socket_path(data)
@@ -141,12 +151,13 @@ def run_command(demo: bool, lots: int) -> None:
         conf = data / "redis" / "redis.conf"
         children.append(Child("redis", [str(redis_server.BINARY), str(conf)], env,
                               process=process, started=time.monotonic()))
-    prepare(demo, lots)
+    try:
+        prepare(demo, lots)
+    except BaseException:
+        supervisor.stop_all()
+        raise
     for name, argv in process_commands(config).items():
         children.append(Child(name, argv, env))
-    supervisor = Supervisor(children)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: supervisor.stopping.set())
     url = config["SITE_URL"]
     click.echo(f"\n  Pressroom is starting on {url}  (data in {data})")
     if demo:

@@ -1,0 +1,99 @@
+"""`pressroom run` as a person runs it: everything starts, a dead worker comes back, Ctrl-C ends all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+PRESSROOM = Path(sys.executable).parent / "pressroom"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def processes_of(data: Path) -> dict[int, str]:
+    """pid → command line of every live process started for `data` (found by its environment)."""
+    found = {}
+    marker = f"PRESSROOM_DATA={data}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().split(") ")[1][0]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if state != "Z" and (marker in environ.split(b"\0") or str(data / "redis") in cmdline):
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def service() -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
+    data = Path(tempfile.mkdtemp(prefix="pr-sup-", dir="/tmp"))
+    port = free_port()
+    env = dict(os.environ, PRESSROOM_DATA=str(data), PORT=str(port), WORKER_PROCESSES="1",
+               WEB_PROCESSES="1", REDIS_URL="", REAPER_INTERVAL_S="0.5")
+    log = (data / "run.log").open("wb")
+    process = subprocess.Popen([str(PRESSROOM), "run", "--demo", "--lots", "5"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    yield process, data, port
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    for pid in processes_of(data):
+        os.kill(pid, signal.SIGKILL)
+    log.close()
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def test_a_dead_worker_is_restarted_and_ctrl_c_stops_everything(service):
+    """Given `pressroom run` serving, when a worker process is SIGKILLed the worker command comes
+    back; when Ctrl-C arrives twice, every process it started is gone."""
+    process, data, port = service
+    wait_for(lambda: healthy(port), timeout=90, message="/healthz")
+    workers = wait_for(lambda: [p for p, cmd in processes_of(data).items() if "dramatiq" in cmd],
+                       timeout=60, message="dramatiq processes")
+    names = processes_of(data).values()
+    assert any("redis-server" in cmd for cmd in names) and any("gunicorn" in cmd for cmd in names)
+    assert any("workers.scheduler" in cmd for cmd in names)
+
+    # When: one worker process dies
+    os.kill(max(workers), signal.SIGKILL)
+
+    # Then: Dramatiq's master exits and the supervisor starts the whole worker command again
+    wait_for(lambda: (new := [p for p, cmd in processes_of(data).items() if "dramatiq" in cmd])
+             and not set(new) & set(workers) and len(new) >= 2, timeout=60,
+             message="a new worker command")
+    assert healthy(port)
+
+    # When: Ctrl-C, twice (a second press must not hang the shutdown)
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    assert processes_of(data) == {}
