@@ -14,30 +14,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from common import ROOT
 
+from workers.waiting import free_port, wait_for
+
 READY_LINE = "Worker process is ready for action."
-
-
-def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)  # polling a condition with a deadline
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Stack:
@@ -118,7 +102,7 @@ class Stack:
                 raise RuntimeError(f"workers exited: {log.read_text()[-2000:]}")
             return log.read_text(errors="replace").count(READY_LINE) >= processes
 
-        wait_until(ready, timeout, "the workers to be ready", interval=0.05)
+        wait_for(ready, timeout, message="the workers to be ready")
         return process
 
     def start_web(self, workers: int, threads: int, timeout: float = 60) -> str:
@@ -138,7 +122,7 @@ class Stack:
             except OSError:
                 return False
 
-        wait_until(answers, timeout, "gunicorn to listen", interval=0.05)
+        wait_for(answers, timeout, message="gunicorn to listen")
         return f"http://127.0.0.1:{port}"
 
     def stop(self, name: str) -> None:

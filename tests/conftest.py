@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from webapp import create_app
 from webapp.cli import init_db
 from webapp.extensions import db
 from webapp.models import Role, User
+from workers.waiting import wait_for  # noqa: F401  (tests import it from here)
 
 IN_CI = os.environ.get("CI") == "true"
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -30,19 +30,6 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
-             message: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)  # the poll interval of a condition wait, not a fixed sleep
 
 
 def app_config(data: Path, **overrides: Any) -> dict[str, Any]:

