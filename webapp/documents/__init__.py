@@ -77,4 +77,12 @@ def names() -> list[str]:
 
 def _load_builtin() -> None:
     if not _KINDS:
+        import importlib
+        import os
+
         from webapp.documents import potting_lots  # noqa: F401  (registers itself)
+
+        # Test-only kinds (e.g. tests/support/paced.py): modules named in PRESSROOM_EXTRA_KINDS,
+        # comma-separated, register themselves on import. Never set in production.
+        for module in filter(None, os.environ.get("PRESSROOM_EXTRA_KINDS", "").split(",")):
+            importlib.import_module(module.strip())
