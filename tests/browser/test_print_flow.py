@@ -1,8 +1,10 @@
 """The browser flow (DESIGN §4, §7) in real Chromium against gunicorn, Dramatiq workers and Redis.
 
-A running job is held still by SIGSTOPping its worker process (tests/services.py `frozen`) while
-the test reloads, drops the network, restarts the web server or expires the session; released,
-it finishes. So "running" is observed for sure, however fast the machine renders.
+A live job is held by a `test_paced` job's gate (tests/support/paced.py) while the test reloads,
+drops the network, restarts the web server or expires the session: the paced job itself, held
+half way, or, for labels printed from the table, the paced job that keeps the only worker busy
+so the labels wait their turn. Released, it finishes. So the live state is observed for sure,
+however fast the machine renders.
 """
 
 from __future__ import annotations
@@ -19,19 +21,24 @@ import pytest
 
 from tests.conftest import require
 from tests.services import FILE_NAME, STAFF, Stack
-from webapp import jobs
+from webapp.models import Job
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = Path(os.environ.get("PRESSROOM_SHOTS", "/tmp/pressroom-shots"))
 KIND = "potting_lot_labels"
-# One worker process: each job here is held still on purpose, and Chromium needs the CPU.
-# Progress every 0.05 s, so the job is surely seen half way however fast it renders.
-STACK = {"processes": 1, "lots": 200,
-         "env": {"CHUNK_LABELS": "50000", "PROGRESS_MIN_INTERVAL_S": "0.05"}}
+# One worker process: a paced job at its gate keeps it busy, and Chromium needs the CPU.
+STACK = {"processes": 1, "lots": 200, "env": {"CHUNK_LABELS": "50000"}}
 JOB_PAGE = re.compile(r"/jobs/([A-Za-z0-9_-]+)$")
 
 
@@ -51,8 +58,12 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def context(browser: Any, stack: Stack) -> Iterator[Any]:
-    ctx = browser.new_context(base_url=stack.base_url, accept_downloads=True,
-                              viewport={"width": 1280, "height": 900}, locale="en-GB")
+    ctx = browser.new_context(
+        base_url=stack.base_url,
+        accept_downloads=True,
+        viewport={"width": 1280, "height": 900},
+        locale="en-GB",
+    )
     ctx.set_default_timeout(15_000)
     yield ctx
     ctx.close()
@@ -79,19 +90,26 @@ def status_of(page: Any) -> Any:
     return page.locator("[data-job-status]")
 
 
-def submit_as_staff(stack: Stack, copies: int) -> str:
-    job, _created = jobs.submit(stack.staff(), KIND, {"filter": {}, "copies": copies})
-    return job.id
+def running_paced_job(stack: Stack) -> Job:
+    """A paced job of two steps that the only worker holds after its first one."""
+    job = stack.submit_paced(steps=2)
+    stack.allow(job, 1)
+    return stack.wait_steps(job.id, 1)
 
 
 class TestPrintFlow:
     """From the potting-lot table to the downloaded file, through reload and a lost network."""
 
-    def test_printing_from_the_table_follows_the_job_to_its_download(self, stack, context, page,
-                                                                     app_ctx):
+    def test_printing_from_the_table_follows_the_job_to_its_download(
+        self, stack, context, page, app_ctx
+    ):
         from playwright.sync_api import expect
 
-        # Given a logged-in user on the potting-lot table
+        # Given the only worker process busy with another job (held at its gate), so the labels
+        # wait their turn however fast they render
+        blocker = stack.submit_paced(steps=1)
+        stack.wait_steps(blocker.id, 0)
+        # … and a logged-in user on the potting-lot table
         page.goto("/login")
         log_in(page)
         page.goto("/nursery/potting-lots")
@@ -109,28 +127,27 @@ class TestPrintFlow:
         expect(status).to_have_count(1)
         assert stack.job(job_id).progress_total == 50 * 200
 
-        # … which shows the job running (its worker held half way)
-        stack.wait_drawing(job_id)
-        with stack.frozen(stack.worker_pid_of(job_id)):
-            expect(status).to_have_attribute("data-job-status", "running", timeout=10_000)
-            expect(status).to_have_attribute("hx-trigger", "every 1s")
-            shot(page, "2-running")
+        # … which shows the job waiting for the worker, and polling
+        expect(status).to_have_attribute("data-job-status", "queued")
+        expect(status).to_have_attribute("hx-trigger", "every 1s")
+        shot(page, "2-waiting")
 
-            # Reloading shows the same job, still running
-            page.reload()
-            assert JOB_PAGE.search(page.url).group(1) == job_id
-            expect(status).to_have_count(1)
-            expect(status).to_have_attribute("id", f"job-status-{job_id}")
-            expect(status).to_have_attribute("data-job-status", "running")
+        # Reloading shows the same job, still waiting
+        page.reload()
+        assert JOB_PAGE.search(page.url).group(1) == job_id
+        expect(status).to_have_count(1)
+        expect(status).to_have_attribute("id", f"job-status-{job_id}")
+        expect(status).to_have_attribute("data-job-status", "queued")
 
-            # The network drops: the page says so
-            context.set_offline(True)
-            expect(page.locator("#net-status")).to_be_visible(timeout=10_000)
-            shot(page, "3-offline")
+        # The network drops: the page says so
+        context.set_offline(True)
+        expect(page.locator("#net-status")).to_be_visible(timeout=10_000)
+        shot(page, "3-offline")
 
-        # The job finishes while the browser is still offline …
+        # The worker is freed, and the job runs and finishes while the browser is still offline …
+        stack.allow(blocker, 1)
         done = stack.wait_status(job_id, "done")
-        expect(status).to_have_attribute("data-job-status", "running")
+        expect(status).to_have_attribute("data-job-status", "queued")
         # … and once the network is back, polling picks it up
         context.set_offline(False)
         expect(status).to_have_attribute("data-job-status", "done", timeout=10_000)
@@ -160,46 +177,47 @@ class TestInterruptions:
     """The page survives what happens to users: expired sessions and web server restarts."""
 
     def test_an_expired_session_while_polling_leads_through_login_back_to_the_job(
-            self, stack, context, page, app_ctx):
+        self, stack, context, page, app_ctx
+    ):
         from playwright.sync_api import expect
 
         page.goto("/login")
         log_in(page)
-        job_id = submit_as_staff(stack, copies=49)
-        stack.wait_drawing(job_id)
-        with stack.frozen(stack.worker_pid_of(job_id)):
-            page.goto(f"/jobs/{job_id}")
-            expect(status_of(page)).to_have_attribute("data-job-status", "running")
+        job = running_paced_job(stack)
+        job_id = job.id
+        page.goto(f"/jobs/{job_id}")
+        expect(status_of(page)).to_have_attribute("data-job-status", "running")
 
-            # When the session is gone, the next poll (401 + HX-Redirect) goes to the login page
-            context.clear_cookies()
-            page.wait_for_url(re.compile(r"/login\?"), timeout=10_000)
-            query = parse_qs(urlsplit(page.url).query)
-            assert query["next"] == [f"/jobs/{job_id}"] and query.get("expired") == ["1"]
-            expect(status_of(page)).to_have_count(0)  # a page, not a swapped fragment
-            expect(page.get_by_text(re.compile("session expired", re.I))).to_be_visible()
-            shot(page, "6-session-expired")
+        # When the session is gone, the next poll (401 + HX-Redirect) goes to the login page
+        context.clear_cookies()
+        page.wait_for_url(re.compile(r"/login\?"), timeout=10_000)
+        query = parse_qs(urlsplit(page.url).query)
+        assert query["next"] == [f"/jobs/{job_id}"] and query.get("expired") == ["1"]
+        expect(status_of(page)).to_have_count(0)  # a page, not a swapped fragment
+        expect(page.get_by_text(re.compile("session expired", re.I))).to_be_visible()
+        shot(page, "6-session-expired")
 
-            # Then logging in again leads back to the same job, still polling
-            log_in(page)
-            assert JOB_PAGE.search(page.url).group(1) == job_id
-            expect(status_of(page)).to_have_attribute("data-job-status", "running")
+        # Then logging in again leads back to the same job, still polling
+        log_in(page)
+        assert JOB_PAGE.search(page.url).group(1) == job_id
+        expect(status_of(page)).to_have_attribute("data-job-status", "running")
+        # … where it shows the job done once it may finish
+        stack.allow(job, 2)
         expect(status_of(page)).to_have_attribute("data-job-status", "done", timeout=30_000)
 
-    def test_the_page_resumes_after_the_web_server_restarts(self, stack, context, page,
-                                                            app_ctx):
+    def test_the_page_resumes_after_the_web_server_restarts(self, stack, context, page, app_ctx):
         from playwright.sync_api import expect
 
         page.goto("/login")
         log_in(page)
-        job_id = submit_as_staff(stack, copies=48)
-        stack.wait_drawing(job_id)
-        with stack.frozen(stack.worker_pid_of(job_id)):
-            page.goto(f"/jobs/{job_id}")
-            expect(status_of(page)).to_have_attribute("data-job-status", "running")
-            stack.web.stop()
-            expect(page.locator("#net-status")).to_be_visible(timeout=10_000)
-            stack.start_web()
-        # The session cookie still holds (one SECRET_KEY), and polling carries on
+        job = running_paced_job(stack)
+        job_id = job.id
+        page.goto(f"/jobs/{job_id}")
+        expect(status_of(page)).to_have_attribute("data-job-status", "running")
+        stack.web.stop()
+        expect(page.locator("#net-status")).to_be_visible(timeout=10_000)
+        stack.start_web()
+        # The session cookie still holds (one SECRET_KEY), and polling carries on to the end
+        stack.allow(job, 2)
         expect(status_of(page)).to_have_attribute("data-job-status", "done", timeout=30_000)
         expect(page.locator("#net-status")).to_be_hidden()

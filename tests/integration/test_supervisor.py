@@ -21,7 +21,6 @@ pytestmark = pytest.mark.integration
 PRESSROOM = Path(sys.executable).parent / "pressroom"
 
 
-
 def processes_of(data: Path) -> dict[int, str]:
     """pid → command line of every live process started for `data` (found by its environment)."""
     found = {}
@@ -52,11 +51,22 @@ def healthy(port: int) -> bool:
 def service() -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
     data = Path(tempfile.mkdtemp(prefix="pr-sup-", dir="/tmp"))
     port = free_port()
-    env = dict(os.environ, PRESSROOM_DATA=str(data), PORT=str(port), WORKER_PROCESSES="1",
-               WEB_PROCESSES="1", REDIS_URL="", REAPER_INTERVAL_S="0.5")
+    env = dict(
+        os.environ,
+        PRESSROOM_DATA=str(data),
+        PORT=str(port),
+        WORKER_PROCESSES="1",
+        WEB_PROCESSES="1",
+        REDIS_URL="",
+        REAPER_INTERVAL_S="0.5",
+    )
     log = (data / "run.log").open("wb")
-    process = subprocess.Popen([str(PRESSROOM), "run", "--demo", "--lots", "5"], env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [str(PRESSROOM), "run", "--demo", "--lots", "5"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     yield process, data, port
     if process.poll() is None:
         process.kill()
@@ -72,8 +82,11 @@ def test_a_dead_worker_is_restarted_and_ctrl_c_stops_everything(service):
     back; when Ctrl-C arrives twice, every process it started is gone."""
     process, data, port = service
     wait_for(lambda: healthy(port), timeout=90, message="/healthz")
-    workers = wait_for(lambda: [p for p, cmd in processes_of(data).items() if "dramatiq" in cmd],
-                       timeout=60, message="dramatiq processes")
+    workers = wait_for(
+        lambda: [p for p, cmd in processes_of(data).items() if "dramatiq" in cmd],
+        timeout=60,
+        message="dramatiq processes",
+    )
     names = processes_of(data).values()
     assert any("redis-server" in cmd for cmd in names) and any("gunicorn" in cmd for cmd in names)
     assert any("workers.scheduler" in cmd for cmd in names)
@@ -82,9 +95,15 @@ def test_a_dead_worker_is_restarted_and_ctrl_c_stops_everything(service):
     os.kill(max(workers), signal.SIGKILL)
 
     # Then: Dramatiq's master exits and the supervisor starts the whole worker command again
-    wait_for(lambda: (new := [p for p, cmd in processes_of(data).items() if "dramatiq" in cmd])
-             and not set(new) & set(workers) and len(new) >= 2, timeout=60,
-             message="a new worker command")
+    wait_for(
+        lambda: (
+            (new := [p for p, cmd in processes_of(data).items() if "dramatiq" in cmd])
+            and not set(new) & set(workers)
+            and len(new) >= 2
+        ),
+        timeout=60,
+        message="a new worker command",
+    )
     assert healthy(port)
 
     # When: Ctrl-C, twice (a second press must not hang the shutdown)
