@@ -42,10 +42,14 @@ run: install
 
 test: install system-deps
 	$(BIN)/ruff check webapp workers tests bench
+	$(BIN)/ruff format --check webapp workers tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check webapp workers tests bench
+	$(BIN)/ruff format --check webapp workers tests bench
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format webapp workers tests bench

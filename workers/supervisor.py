@@ -11,47 +11,17 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
 
 import click
 
 from webapp import config as config_module
+from workers.processes import WORKER_ENV, process_commands
 from workers.stopflag import StopFlag
 
 log = logging.getLogger("pressroom.supervisor")
-
-
-#: Environment of worker processes: one message at a time per process (a dead process holds no
-#: backlog), and idle workers poll Redis every 0.1 s instead of 1 s (~0.5 s off every job).
-WORKER_ENV = {"dramatiq_queue_prefetch": "1", "dramatiq_worker_timeout": "100"}
-
-
-def worker_argv(processes: int, threads: int = 1) -> list[str]:
-    """Dramatiq's own worker command (so "dramatiq" is in its command line), both queues."""
-    from webapp.jobs.engine import QUEUES
-
-    return [sys.executable, "-m", "dramatiq", "workers.broker:setup", "workers.actors",
-            "--processes", str(processes), "--threads", str(threads), "--queues", *QUEUES,
-            "--worker-shutdown-timeout", "10000"]
-
-
-def process_commands(config: dict[str, Any]) -> dict[str, list[str]]:
-    """The production processes (the Procfile lists the same)."""
-    py = sys.executable
-    web_processes = str(config.get("WEB_PROCESSES") or min(4, os.cpu_count() or 1))
-    return {
-        "web": [py, "-m", "gunicorn", "--worker-class", "gthread", "--threads", "8",
-                "--workers", web_processes, "--bind", f"0.0.0.0:{config['PORT']}",
-                "--access-logfile", "-", "--graceful-timeout", "10",
-                # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default, shared machine-wide.
-                "--no-control-socket", "webapp:create_app()"],
-        "worker": worker_argv(config["WORKER_PROCESSES"], config["WORKER_THREADS"]),
-        "scheduler": [py, "-m", "workers.scheduler"],
-    }
 
 
 @dataclass
@@ -98,7 +68,7 @@ class Supervisor:
                 # Back off when a process keeps dying right after its start.
                 quick = time.monotonic() - child.started < 10
                 child.restarts = child.restarts + 1 if quick else 0
-                delay = min(30.0, 0.5 * 2 ** child.restarts) if quick else 0.0
+                delay = min(30.0, 0.5 * 2**child.restarts) if quick else 0.0
                 log.warning("%s exited with code %s; restarting in %.1f s", child.name, code, delay)
                 if self.stopping.wait(delay):
                     break
@@ -149,14 +119,21 @@ def run_command(demo: bool, lots: int) -> None:
         socket = config_module.redis_socket_path(data)
         process = redis_server.start(data, socket)
         conf = data / "redis" / "redis.conf"
-        children.append(Child("redis", [str(redis_server.BINARY), str(conf)], env,
-                              process=process, started=time.monotonic()))
+        children.append(
+            Child(
+                "redis",
+                [str(redis_server.BINARY), str(conf)],
+                env,
+                process=process,
+                started=time.monotonic(),
+            )
+        )
     try:
         prepare(demo, lots)
     except BaseException:
         supervisor.stop_all()
         raise
-    for name, argv in process_commands(config).items():
+    for name, argv in process_commands(config, os.cpu_count() or 1).items():
         children.append(Child(name, argv, env))
     url = config["SITE_URL"]
     click.echo(f"\n  Pressroom is starting on {url}  (data in {data})")

@@ -1,0 +1,29 @@
+"""One process table: the Procfile and `pressroom run` start the same commands."""
+
+from __future__ import annotations
+
+import sys
+
+from webapp import ROOT
+from workers.processes import PROCESSES, process_commands, procfile, worker_argv
+
+
+class TestProcessTable:
+    def test_the_procfile_is_written_from_the_process_table(self):
+        """Regenerate with `python -m workers.processes > Procfile` after changing the table."""
+        assert (ROOT / "Procfile").read_text() == procfile()
+
+    def test_the_supervisor_runs_every_process_of_the_procfile_with_this_machines_settings(self):
+        config = {"PORT": 5123, "WORKER_PROCESSES": 3, "WORKER_THREADS": 1}
+        commands = process_commands(config, cpus=2)
+        assert set(commands) == set(PROCESSES) == {"web", "worker", "scheduler"}
+        assert commands["web"][:3] == [sys.executable, "-m", "gunicorn"]
+        assert "0.0.0.0:5123" in commands["web"] and "webapp:create_app()" in commands["web"]
+        assert commands["web"][commands["web"].index("--workers") + 1] == "2"
+        assert commands["worker"] == worker_argv(3, 1)
+
+    def test_workers_are_dramatiqs_own_command_on_both_queues(self):
+        argv = worker_argv(2)
+        assert argv[:3] == [sys.executable, "-m", "dramatiq"]
+        queues = argv[argv.index("--queues") + 1 : argv.index("--worker-shutdown-timeout")]
+        assert queues == ["pressroom", "pressroom-bulk"]
