@@ -30,7 +30,8 @@ KIND = "potting_lot_labels"
 
 
 def seed_ms_per_label(stack: Stack, sample: int, layout_key: str) -> float:
-    from webapp.documents.potting_lots import label_for, load_lots
+    from webapp.documents.potting_lots import load_lots
+    from webapp.nursery.labels import label_for
     from webapp.pdf.layout import PRESETS
 
     with stack.app.app_context():
@@ -59,7 +60,8 @@ def run_job(stack: Stack, master_pid: int, params: dict) -> dict:
         assert created, "the job was deduplicated: the benchmark must not reuse a file"
         while True:
             status, artifact_id, error = db.session.execute(
-                sa.select(Job.status, Job.artifact_id, Job.error).where(Job.id == job.id)).one()
+                sa.select(Job.status, Job.artifact_id, Job.error_code).where(Job.id == job.id)
+            ).one()
             db.session.commit()  # the next read sees the workers' commits
             if status in ("done", "failed", "cancelled"):
                 break
@@ -70,8 +72,13 @@ def run_job(stack: Stack, master_pid: int, params: dict) -> dict:
             raise RuntimeError(f"job {job.id} ended {status}: {error}")
         size = db.session.get(Artifact, artifact_id).size
         chunks = db.session.scalar(sa.select(Job.chunks_total).where(Job.id == job.id)) or 1
-    return {"wall": wall, "size": size, "peak_sum_kib": peak, "chunks": chunks,
-            "hwm_kib": max(hwm_kib(pid) for pid in workers)}
+    return {
+        "wall": wall,
+        "size": size,
+        "peak_sum_kib": peak,
+        "chunks": chunks,
+        "hwm_kib": max(hwm_kib(pid) for pid in workers),
+    }
 
 
 def main() -> None:
@@ -81,60 +88,85 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--seed-sample", type=int, default=1000)
     parser.add_argument("--layout", default="roll_62x29")
-    parser.add_argument("--worker-timeout-ms", type=int, default=None,
-                        help="dramatiq_worker_timeout for the workers: how long an idle worker "
-                             "may sleep between polls of Redis (Dramatiq's default: 1000)")
-    parser.add_argument("--chunk-labels", type=int, default=None,
-                        help="CHUNK_LABELS for the workers (labels per chunk; default 1000)")
+    parser.add_argument(
+        "--worker-timeout-ms",
+        type=int,
+        default=None,
+        help="dramatiq_worker_timeout for the workers: how long an idle worker "
+        "may sleep between polls of Redis (Dramatiq's default: 1000)",
+    )
+    parser.add_argument(
+        "--chunk-labels",
+        type=int,
+        default=None,
+        help="CHUNK_LABELS for the workers (labels per chunk; default 1000)",
+    )
     args = parser.parse_args()
     sizes = [int(n) for n in args.labels.split(",")]
     logging.basicConfig(level=logging.WARNING)
 
     print(f"# bench/batch.py — {machine()}")
-    print(f"# layout {args.layout}; dramatiq_worker_timeout "
-          f"{args.worker_timeout_ms or 'default (1000)'} ms; CHUNK_LABELS "
-          f"{args.chunk_labels or 'default (1000)'}")
+    print(
+        f"# layout {args.layout}; dramatiq_worker_timeout "
+        f"{args.worker_timeout_ms or 'default (1000)'} ms; CHUNK_LABELS "
+        f"{args.chunk_labels or 'default (1000)'}"
+    )
     results: dict[tuple[int, int], float] = {}
     chunked: set[int] = set()  # sizes split into parallel chunks (a 1,000-label job is one)
     with Stack() as stack:
         stack.start_redis()
         stack.init_app(max(sizes))
         seed_ms = seed_ms_per_label(stack, min(args.seed_sample, max(sizes)), args.layout)
-        print(f"# seed method: {seed_ms:.2f} ms/label (measured on "
-              f"{min(args.seed_sample, max(sizes))} labels, this run)")
-        print(f"{'workers':>7s} {'labels':>7s} {'chunks':>6s} {'wall s':>7s} {'labels/s':>9s} "
-              f"{'B/label':>8s} {'RSS MB: sum':>11s} {'max/proc':>8s}  seed/ours")
+        print(
+            f"# seed method: {seed_ms:.2f} ms/label (measured on "
+            f"{min(args.seed_sample, max(sizes))} labels, this run)"
+        )
+        print(
+            f"{'workers':>7s} {'labels':>7s} {'chunks':>6s} {'wall s':>7s} {'labels/s':>9s} "
+            f"{'B/label':>8s} {'RSS MB: sum':>11s} {'max/proc':>8s}  seed/ours"
+        )
         run = 0
         for count in (int(n) for n in args.workers.split(",")):
             booted = time.perf_counter()
-            master = stack.start_workers(count, idle_ms=args.worker_timeout_ms,
-                                         chunk_labels=args.chunk_labels)
+            master = stack.start_workers(
+                count, idle_ms=args.worker_timeout_ms, chunk_labels=args.chunk_labels
+            )
             print(f"# {count} worker process(es) ready in {time.perf_counter() - booted:.1f} s")
             for size in sizes:
                 walls = []
                 for _ in range(args.repeat):
                     run += 1
-                    params = {"lot_ids": list(range(1, size + 1)), "layout": args.layout,
-                              "offset_x": round(-10 + run * 0.1, 1)}  # a new file every run
+                    params = {
+                        "lot_ids": list(range(1, size + 1)),
+                        "layout": args.layout,
+                        "offset_x": round(-10 + run * 0.1, 1),
+                    }  # a new file every run
                     result = run_job(stack, master.pid, params)
                     walls.append(result["wall"])
                     if result["chunks"] > 1:
                         chunked.add(size)
                     seed_s = seed_ms * size / 1000
-                    print(f"{count:7d} {size:7d} {result['chunks']:6d} {result['wall']:7.2f} "
-                          f"{size / result['wall']:9.0f} {result['size'] / size:8.0f} "
-                          f"{result['peak_sum_kib'] / 1024:11.0f} {result['hwm_kib'] / 1024:8.0f}"
-                          f"  {seed_s / result['wall']:5.1f}x (seed ≈ {seed_s:.1f} s)", flush=True)
+                    print(
+                        f"{count:7d} {size:7d} {result['chunks']:6d} {result['wall']:7.2f} "
+                        f"{size / result['wall']:9.0f} {result['size'] / size:8.0f} "
+                        f"{result['peak_sum_kib'] / 1024:11.0f} {result['hwm_kib'] / 1024:8.0f}"
+                        f"  {seed_s / result['wall']:5.1f}x (seed ≈ {seed_s:.1f} s)",
+                        flush=True,
+                    )
                 results[(count, size)] = min(walls)
             stack.stop("workers")
     counts = sorted({c for c, _ in results})
     if len(counts) > 1:
-        print("# scaling (best runs): throughput with N processes / (N x throughput with 1); "
-              "target >= 0.8")
+        print(
+            "# scaling (best runs): throughput with N processes / (N x throughput with 1); "
+            "target >= 0.8"
+        )
         for size in sorted(chunked):
             base = results[(counts[0], size)] * counts[0]
             for count in counts[1:]:
-                print(f"#   {size} labels, {count} processes: {base / (results[(count, size)] * count):.2f}")
+                print(
+                    f"#   {size} labels, {count} processes: {base / (results[(count, size)] * count):.2f}"
+                )
     print(f"# load average at the end: {machine().rsplit('load average ', 1)[1]}")
 
 

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the project, on the path
     sys.path.insert(0, str(ROOT))
 
-from webapp.documents.potting_lots import label_for  # noqa: E402
 from webapp.models import PottingLot  # noqa: E402
 from webapp.nursery.demo import CUSTOMERS, LOCATIONS, PLANTS, POT_SIZES  # noqa: E402
+from webapp.nursery.labels import label_for  # noqa: E402
 from webapp.pdf import labels as label_module  # noqa: E402
 from webapp.pdf.labels import LabelData, LabelWriter  # noqa: E402
 from webapp.pdf.layout import Layout  # noqa: E402
@@ -46,9 +46,15 @@ def sample_labels(count: int, seed: int = 48) -> list[LabelData]:
         day = today - timedelta(days=rng.randrange(0, 56))
         year, week, _ = day.isocalendar()
         lot = PottingLot(
-            id=n, lot_number=f"P{year % 100:02d}{week:02d}-{n:05d}", plant_name=rng.choice(PLANTS),
-            pot_size=rng.choice(POT_SIZES), quantity=rng.choice((24, 36, 48, 60, 120, 240, 480)),
-            potting_date=day, location=rng.choice(LOCATIONS), customer=rng.choice(CUSTOMERS))
+            id=n,
+            lot_number=f"P{year % 100:02d}{week:02d}-{n:05d}",
+            plant_name=rng.choice(PLANTS),
+            pot_size=rng.choice(POT_SIZES),
+            quantity=rng.choice((24, 36, 48, 60, 120, 240, 480)),
+            potting_date=day,
+            location=rng.choice(LOCATIONS),
+            customer=rng.choice(CUSTOMERS),
+        )
         labels.append(label_for(lot))
     return labels
 
@@ -67,6 +73,7 @@ def render_ours(labels: list[LabelData], layout: Layout, out: Path) -> None:
 
 
 # -- the minimal hand-written writer ------------------------------------------------------------
+
 
 def _pdf_text(text: str) -> str:
     raw = text.encode("cp1252", "replace").decode("latin-1")
@@ -93,17 +100,24 @@ class MinimalWriter:
         count, runs = encode(label.qr)
         scale = self.qr / count * MM
         qr_top = y + (self.layout.label_h - self.qr) / 2
-        ops.append(f"q 0 g {scale:.4f} 0 0 {-scale:.4f} {(x + self.pad) * MM:.2f} "
-                   f"{(page_h - qr_top) * MM:.2f} cm {runs} f Q")
+        ops.append(
+            f"q 0 g {scale:.4f} 0 0 {-scale:.4f} {(x + self.pad) * MM:.2f} "
+            f"{(page_h - qr_top) * MM:.2f} cm {runs} f Q"
+        )
         tx = (x + 2 * self.pad + self.qr) * MM
         baseline = y + self.pad
-        for font, size, text in (("F2", 13, label.title), ("F1", 8.5, label.name),
-                                 ("F1", 6.5, label.details),
-                                 *(("F1", 6.5, line) for line in label.lines)):
+        for font, size, text in (
+            ("F2", 13, label.title),
+            ("F1", 8.5, label.name),
+            ("F1", 6.5, label.details),
+            *(("F1", 6.5, line) for line in label.lines),
+        ):
             size *= self.scale
             baseline += size * 1.2 / MM
-            ops.append(f"BT /{font} {size:.2f} Tf {tx:.2f} {(page_h - baseline) * MM:.2f} Td "
-                       f"({_pdf_text(text)}) Tj ET")
+            ops.append(
+                f"BT /{font} {size:.2f} Tf {tx:.2f} {(page_h - baseline) * MM:.2f} Td "
+                f"({_pdf_text(text)}) Tj ET"
+            )
 
     def output(self, path: Path) -> None:
         w, h = self.layout.page_w * MM, self.layout.page_h * MM
@@ -118,10 +132,14 @@ class MinimalWriter:
         kids = []
         for ops in self.pages or [[]]:
             stream = zlib.compress("\n".join(ops).encode("latin-1"))
-            objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream"
-                           % (len(stream), stream))
-            objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {w:.2f} {h:.2f}] "
-                           f"/Resources 5 0 R /Contents {len(objects)} 0 R >>".encode())
+            objects.append(
+                b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream"
+                % (len(stream), stream)
+            )
+            objects.append(
+                f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {w:.2f} {h:.2f}] "
+                f"/Resources 5 0 R /Contents {len(objects)} 0 R >>".encode()
+            )
             kids.append(f"{len(objects)} 0 R")
         objects[1] = f"<< /Type /Pages /Count {len(kids)} /Kids [{' '.join(kids)}] >>".encode()
         out = bytearray(b"%PDF-1.4\n")
@@ -133,7 +151,9 @@ class MinimalWriter:
         out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
         out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
         out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-            len(objects) + 1, xref)
+            len(objects) + 1,
+            xref,
+        )
         path.write_bytes(out)
 
 
@@ -146,14 +166,14 @@ def render_minimal(labels: list[LabelData], layout: Layout, out: Path) -> None:
 
 # -- the seed method ----------------------------------------------------------------------------
 
+
 def render_seed(labels: list[LabelData], layout: Layout, out: Path) -> None:
     """reportlab canvas + a qrcode PNG per label, as the nursery's old request handler did."""
     import qrcode
     from reportlab.lib.utils import ImageReader
     from reportlab.pdfgen import canvas
 
-    pdf = canvas.Canvas(str(out), pagesize=(layout.page_w * MM, layout.page_h * MM),
-                        invariant=1)
+    pdf = canvas.Canvas(str(out), pagesize=(layout.page_w * MM, layout.page_h * MM), invariant=1)
     pad = max(1.5, layout.label_h * 0.06)
     size = min(layout.label_h - 2 * pad, layout.label_w * 0.42)
     scale = min(layout.label_h, 2 * layout.label_w / 3) / 29
@@ -167,12 +187,20 @@ def render_seed(labels: list[LabelData], layout: Layout, out: Path) -> None:
         qrcode.make(label.qr).save(png, format="PNG")
         png.seek(0)
         top = layout.page_h - y  # reportlab's y grows upwards
-        pdf.drawImage(ImageReader(png), (x + pad) * MM,
-                      (top - (layout.label_h + size) / 2) * MM, size * MM, size * MM)
+        pdf.drawImage(
+            ImageReader(png),
+            (x + pad) * MM,
+            (top - (layout.label_h + size) / 2) * MM,
+            size * MM,
+            size * MM,
+        )
         baseline = top - pad
-        for font, pt, text in (("Helvetica-Bold", 13, label.title), ("Helvetica", 8.5, label.name),
-                               ("Helvetica", 6.5, label.details),
-                               *(("Helvetica", 6.5, line) for line in label.lines)):
+        for font, pt, text in (
+            ("Helvetica-Bold", 13, label.title),
+            ("Helvetica", 8.5, label.name),
+            ("Helvetica", 6.5, label.details),
+            *(("Helvetica", 6.5, line) for line in label.lines),
+        ):
             pt *= scale
             baseline -= pt * 1.2 / MM
             pdf.setFont(font, pt)
@@ -182,6 +210,7 @@ def render_seed(labels: list[LabelData], layout: Layout, out: Path) -> None:
 
 
 # -- timing and machine facts -------------------------------------------------------------------
+
 
 def best_of(repeat: int, run: Callable[[], object]) -> float:
     """The fastest of `repeat` runs in seconds: the least disturbed by other work on the box."""
@@ -206,8 +235,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-            f"load average {load_average()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"load average {load_average()}"
+    )
 
 
 def rss_kib(pids: Iterable[int]) -> int:

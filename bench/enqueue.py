@@ -29,8 +29,9 @@ from stack import Stack, create_token
 LOTS = 2000
 
 
-def client(base: str, token: str, bodies: list[dict], latencies: list[float],
-           statuses: list[int]) -> None:
+def client(
+    base: str, token: str, bodies: list[dict], latencies: list[float], statuses: list[int]
+) -> None:
     url = urlsplit(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -72,15 +73,21 @@ def main() -> None:
         stack.init_app(LOTS)
         token = create_token(stack)
         base = stack.start_web(args.web_workers, args.threads)
-        print(f"# gunicorn gthread {args.web_workers} workers x {args.threads} threads; "
-              f"{args.clients} clients x {args.requests} requests")
+        print(
+            f"# gunicorn gthread {args.web_workers} workers x {args.threads} threads; "
+            f"{args.clients} clients x {args.requests} requests"
+        )
         warm: list[float] = []
         client(base, token, [body() for _ in range(20)], warm, [])  # imports, pools, caches
         latencies: list[float] = []
         statuses: list[int] = []
-        threads = [threading.Thread(target=client, args=(
-            base, token, [body() for _ in range(args.requests)], latencies, statuses))
-            for _ in range(args.clients)]
+        threads = [
+            threading.Thread(
+                target=client,
+                args=(base, token, [body() for _ in range(args.requests)], latencies, statuses),
+            )
+            for _ in range(args.clients)
+        ]
         started = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -90,9 +97,11 @@ def main() -> None:
     ms = [v * 1000 for v in latencies]
     codes = {code: statuses.count(code) for code in sorted(set(statuses))}
     print(f"requests {len(ms)} in {wall:.1f} s ({len(ms) / wall:.0f}/s); answers {codes}")
-    print(f"latency ms: p50 {percentile(ms, 50):.1f}  p90 {percentile(ms, 90):.1f}  "
-          f"p99 {percentile(ms, 99):.1f} (target < 50)  max {max(ms):.1f}  "
-          f"mean {statistics.fmean(ms):.1f}")
+    print(
+        f"latency ms: p50 {percentile(ms, 50):.1f}  p90 {percentile(ms, 90):.1f}  "
+        f"p99 {percentile(ms, 99):.1f} (target < 50)  max {max(ms):.1f}  "
+        f"mean {statistics.fmean(ms):.1f}"
+    )
     print(f"# load average at the end: {machine().rsplit('load average ', 1)[1]}")
 
 

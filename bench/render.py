@@ -36,7 +36,9 @@ def fixed_costs(out: Path, repeat: int) -> dict[str, float]:
     return {
         "font loading (add_font x2)": best_of(repeat, load) * 1000,
         "one-label document (fonts, subsets, output)": best_of(
-            repeat, lambda: render_ours(one, PRESETS["roll_62x29"], out)) * 1000,
+            repeat, lambda: render_ours(one, PRESETS["roll_62x29"], out)
+        )
+        * 1000,
     }
 
 
@@ -62,10 +64,15 @@ def compare(key: str, count: int, repeat: int, sample: int, out: Path) -> None:
     results["seed"] = (seconds / sample * 1000, (out / "seed.pdf").stat().st_size / sample)
     ours = results["ours"][0]
     for method, (ms, size) in results.items():
-        ratio = {"ours": "", "minimal": f"ours/minimal = {ours / ms:.2f} (target <= 1.5)",
-                 "seed": f"seed/ours = {ms / ours:.0f}x"
-                         + (f" (seed on {sample} labels)" if sample < count else "")}
-        print(f"{key:12s} {count:7d} {method:8s} {ms:9.3f} {size:8.0f}  {ratio[method]}", flush=True)
+        ratio = {
+            "ours": "",
+            "minimal": f"ours/minimal = {ours / ms:.2f} (target <= 1.5)",
+            "seed": f"seed/ours = {ms / ours:.0f}x"
+            + (f" (seed on {sample} labels)" if sample < count else ""),
+        }
+        print(
+            f"{key:12s} {count:7d} {method:8s} {ms:9.3f} {size:8.0f}  {ratio[method]}", flush=True
+        )
 
 
 def main() -> None:
@@ -85,10 +92,13 @@ def main() -> None:
         render_ours(sample_labels(200), PRESETS["roll_62x29"], out / "warmup.pdf")
         for name, ms in fixed_costs(out / "fixed.pdf", max(args.repeat, 5)).items():
             print(f"per writer  {name:46s} {ms:7.1f} ms")
-        print(f"per label   {'QR code: zxing-cpp encode + run operators':46s} "
-              f"{qr_cost(2000):7.3f} ms")
+        print(
+            f"per label   {'QR code: zxing-cpp encode + run operators':46s} {qr_cost(2000):7.3f} ms"
+        )
         print()
-        print(f"{'layout':12s} {'labels':>7s} {'method':8s} {'ms/label':>9s} {'B/label':>8s}  ratio")
+        print(
+            f"{'layout':12s} {'labels':>7s} {'method':8s} {'ms/label':>9s} {'B/label':>8s}  ratio"
+        )
         for key in args.layouts.split(","):
             for count in (int(n) for n in args.labels.split(",")):
                 compare(key, count, args.repeat, min(count, args.seed_sample), out)

@@ -21,12 +21,24 @@ HERE = Path(__file__).resolve().parent
 FULL = [
     ["render.py"],
     ["batch.py", "--workers", "1,2"],
+    ["export.py", "--workers", "1,2"],
     ["enqueue.py"],
     ["status_wrk.py"],
 ]
 QUICK = [
     ["render.py", "--labels", "1000", "--repeat", "2", "--seed-sample", "200"],
-    ["batch.py", "--labels", "1000,3000", "--workers", "2", "--repeat", "1", "--seed-sample", "200"],
+    [
+        "batch.py",
+        "--labels",
+        "1000,3000",
+        "--workers",
+        "2",
+        "--repeat",
+        "1",
+        "--seed-sample",
+        "200",
+    ],
+    ["export.py", "--rows", "20000", "--workers", "2", "--repeat", "1"],
     ["enqueue.py", "--requests", "30"],
     ["status_wrk.py", "--duration", "3"],
 ]
@@ -50,7 +62,9 @@ def main() -> int:
     for argv in QUICK if args.quick else FULL:
         wait_quiet(args.wait_quiet)
         print(f"\n$ {Path(sys.executable).name} bench/{' '.join(argv)}", flush=True)
-        if subprocess.run([sys.executable, str(HERE / argv[0]), *argv[1:]], cwd=HERE.parent).returncode:
+        if subprocess.run(
+            [sys.executable, str(HERE / argv[0]), *argv[1:]], cwd=HERE.parent
+        ).returncode:
             failed.append(argv[0])
     if failed:
         print(f"# failed: {', '.join(failed)}")

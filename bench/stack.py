@@ -78,17 +78,28 @@ class Stack:
         log = self.dir / f"{name}.log"
         self.logs[name] = log
         with open(log, "ab") as out:
-            process = subprocess.Popen(argv, cwd=ROOT, env={**self.env, **env}, stdout=out,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env={**self.env, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.processes[name] = process
         return process
 
-    def start_workers(self, processes: int, timeout: float = 120, idle_ms: int | None = None,
-                      chunk_labels: int | None = None) -> subprocess.Popen[bytes]:
+    def start_workers(
+        self,
+        processes: int,
+        timeout: float = 120,
+        idle_ms: int | None = None,
+        chunk_labels: int | None = None,
+    ) -> subprocess.Popen[bytes]:
         """`python -m dramatiq … --processes N --threads 1`; returns once every one is ready."""
         log = self.dir / "workers.log"
         log.unlink(missing_ok=True)
-        from workers.supervisor import WORKER_ENV, worker_argv
+        from workers.processes import WORKER_ENV, worker_argv
 
         env = dict(WORKER_ENV)  # as `pressroom run` starts them
         if idle_ms:
@@ -108,10 +119,25 @@ class Stack:
     def start_web(self, workers: int, threads: int, timeout: float = 60) -> str:
         """gunicorn (gthread) as in the Procfile; returns its base URL once it answers."""
         port = free_port()
-        self.spawn("web", [
-            sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--threads",
-            str(threads), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-            "--log-level", "warning", "webapp:create_app()"])
+        self.spawn(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(threads),
+                "--workers",
+                str(workers),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "webapp:create_app()",
+            ],
+        )
 
         def answers() -> bool:
             if self.processes["web"].poll() is not None:
@@ -160,6 +186,7 @@ class Stack:
 
 # -- HTTP helpers (standard library only) -------------------------------------------------------
 
+
 def create_token(stack: Stack) -> str:
     """An API token for the staff user, made in-process as `flask tokens create` does."""
     import sqlalchemy as sa
@@ -190,8 +217,15 @@ def login_cookie(base: str, email: str = "staff@example.com", password: str = "s
         form = {"email": email, "password": password}
         if token:
             form["csrf_token"] = token.group(1)
-        conn.request("POST", "/login", body=urlencode(form), headers={
-            "Content-Type": "application/x-www-form-urlencoded", "Cookie": _header(cookies)})
+        conn.request(
+            "POST",
+            "/login",
+            body=urlencode(form),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": _header(cookies),
+            },
+        )
         answer = conn.getresponse()
         answer.read()
         if answer.status != 302:

@@ -56,9 +56,12 @@ def wrk(url: str, headers: dict[str, str], seconds: int, connections: int) -> di
     for name, value in headers.items():
         argv += ["-H", f"{name}: {value}"]
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
-    found = {"rps": re.search(r"Requests/sec:\s+([\d.]+)", out),
-             "p50": re.search(r"\s50%\s+(\S+)", out), "p99": re.search(r"\s99%\s+(\S+)", out),
-             "errors": re.search(r"Non-2xx or 3xx responses: (\d+)", out)}
+    found = {
+        "rps": re.search(r"Requests/sec:\s+([\d.]+)", out),
+        "p50": re.search(r"\s50%\s+(\S+)", out),
+        "p99": re.search(r"\s99%\s+(\S+)", out),
+        "errors": re.search(r"Non-2xx or 3xx responses: (\d+)", out),
+    }
     return {key: (match.group(1) if match else "0") for key, match in found.items()}
 
 
@@ -86,19 +89,30 @@ def main() -> None:
         assert status == 200 and etag, f"status fragment: HTTP {status}"
         status, _ = get(base, f"/api/v1/jobs/{job_id}", {"Authorization": f"Bearer {token}"})
         assert status == 200, f"status API: HTTP {status}"
-        print(f"# gunicorn gthread {args.web_workers} workers x {args.threads} threads; wrk -t2 "
-              f"-c{args.connections} -d{args.duration}s; target >= 1500 requests/s")
+        print(
+            f"# gunicorn gthread {args.web_workers} workers x {args.threads} threads; wrk -t2 "
+            f"-c{args.connections} -d{args.duration}s; target >= 1500 requests/s"
+        )
         cases = [
             ("status fragment (200, rendered)", fragment, {"Cookie": cookie, "HX-Request": "true"}),
-            ("status fragment (304, If-None-Match)", fragment,
-             {"Cookie": cookie, "HX-Request": "true", "If-None-Match": etag}),
-            ("GET /api/v1/jobs/<id> (Bearer)", f"/api/v1/jobs/{job_id}",
-             {"Authorization": f"Bearer {token}"}),
+            (
+                "status fragment (304, If-None-Match)",
+                fragment,
+                {"Cookie": cookie, "HX-Request": "true", "If-None-Match": etag},
+            ),
+            (
+                "GET /api/v1/jobs/<id> (Bearer)",
+                f"/api/v1/jobs/{job_id}",
+                {"Authorization": f"Bearer {token}"},
+            ),
         ]
         for name, path, headers in cases:
             result = wrk(base + path, headers, args.duration, args.connections)
-            print(f"{name:38s} {float(result['rps']):8.0f} req/s  p50 {result['p50']:>8s}  "
-                  f"p99 {result['p99']:>8s}  non-2xx/3xx {result['errors']}", flush=True)
+            print(
+                f"{name:38s} {float(result['rps']):8.0f} req/s  p50 {result['p50']:>8s}  "
+                f"p99 {result['p99']:>8s}  non-2xx/3xx {result['errors']}",
+                flush=True,
+            )
     print(f"# load average at the end: {machine().rsplit('load average ', 1)[1]}")
 
 
