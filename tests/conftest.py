@@ -74,8 +74,9 @@ def ctx(app: Flask) -> Iterator[Flask]:
         yield app
 
 
-def add_user(email: str = "staff@example.com", password: str = "pw-staff",
-             role: Role = Role.STAFF) -> User:
+def add_user(
+    email: str = "staff@example.com", password: str = "pw-staff", role: Role = Role.STAFF
+) -> User:
     db.session.commit()  # end any read transaction: SQLite refuses a stale one a write
     user = User(email=email, role=role, name=email.split("@")[0].title())
     user.set_password(password)
@@ -99,6 +100,60 @@ def lots(ctx: Flask) -> int:
     from webapp.nursery.demo import seed_lots
 
     return seed_lots(40)
+
+
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "expired")
+
+
+def job_in(
+    state: str,
+    owner_email: str = "staff@example.com",
+    lot_ids: list[int] | None = None,
+    kind: str = "potting_lot_labels",
+) -> str:
+    """A job of `owner_email` brought to `state` through the engine's own transitions (inside an
+    app context): running has done one label ("drawing_labels"), failed has the code
+    `lot_deleted` for lot 2, done has a small published file, expired had one and lost it."""
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from webapp import jobs
+    from webapp.jobs.lease import claim
+    from webapp.jobs.reaper import expire
+    from webapp.messages import Msg
+    from webapp.models import Artifact, Job, utcnow
+
+    owner = db.session.scalars(sa.select(User).where(User.email == owner_email)).one()
+    job, _created = jobs.submit(owner, kind, {"lot_ids": lot_ids or [1, 2, 3]})
+    job_id = job.id
+    if state == "cancelled":
+        jobs.cancel(job)
+    elif state != "queued":
+        lease = claim(job_id)
+        assert lease is not None
+        if state == "running":
+            lease.progress(1, "drawing_labels", force=True)
+        elif state == "failed":
+            lease.fail(Msg("lot_deleted", {"id": 2}))
+        elif state in ("done", "expired"):
+            tmp = lease.temp_path()
+            tmp.write_bytes(b"%PDF-1.4\n% three labels\n")
+            lease.finish(tmp, "application/pdf")
+            if state == "expired":
+                artifact_id = db.session.scalar(sa.select(Job.artifact_id).where(Job.id == job_id))
+                db.session.execute(
+                    sa.update(Artifact)
+                    .where(Artifact.id == artifact_id)
+                    .values(expires_at=utcnow() - timedelta(seconds=1))
+                )
+                db.session.commit()
+                expire()
+        else:
+            raise ValueError(f"no such state: {state}")
+    db.session.expire_all()
+    assert db.session.get(Job, job_id).status == state
+    return job_id
 
 
 class AuthActions:
@@ -144,7 +199,7 @@ def stub_worker(app: Flask) -> Iterator[Callable[[], None]]:
 
 def join_all(broker: Any, worker: Any) -> None:
     """Wait until both queues are empty (whole jobs send chunks to the bulk queue)."""
-    from webapp.jobs.engine import QUEUES
+    from webapp.jobs.queues import QUEUES
 
     while True:
         for queue in QUEUES:

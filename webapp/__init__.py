@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults (webapp/config.py), then the environment, then `config` (tests)."""
-    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
-                instance_path=str(config_module.data_dir(config_module.load(config))))
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(config_module.data_dir(config_module.load(config))),
+    )
     app.config.from_mapping(config_module.load(config))
     Path(app.config["PRESSROOM_DATA"]).mkdir(parents=True, exist_ok=True)
     _logging(app)
@@ -32,28 +35,26 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
 
-    from workers.broker import init_app as init_broker
+    from webapp import auth, broker, cli, templating, views
+    from webapp import db as db_module
+    from webapp.jobs import hooks
 
-    init_broker(app)
-
-    from webapp import auth, cli, errors, templating, views
-
+    db_module.init_app(app)
+    broker.init_app(app)
+    hooks.init_app(app)
     auth.init_app(app)
-    errors.init_app(app)
     views.init_app(app)
     cli.init_app(app)
     templating.init_app(app)
-
-    with app.app_context():
-        engine = db.engine
-    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     return app
 
 
 def _logging(app: Flask) -> None:
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+        )
     # Chatty at INFO on every start; their warnings still show.
     for name in ("alembic.runtime.plugins", "alembic.runtime.migration", "pikepdf._core"):
         logging.getLogger(name).setLevel(logging.WARNING)

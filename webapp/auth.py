@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from flask import Flask, Response, abort, redirect, request, url_for
 from flask_login import current_user
 
+from webapp.db import write_txn
 from webapp.extensions import db, login_manager
-from webapp.jobs.db import write_txn
+from webapp.http import api_error, is_htmx, wants_json
 from webapp.models import ApiToken, User, utcnow
 
 
@@ -22,11 +23,6 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = "basic"
     login_manager.user_loader(lambda user_id: db.session.get(User, int(user_id)))
     login_manager.unauthorized_handler(unauthorized)
-
-
-def is_htmx() -> bool:
-    """The one place that decides whether a request came from htmx."""
-    return bool(getattr(request, "htmx", False))
 
 
 def safe_next(target: str | None) -> str | None:
@@ -54,9 +50,7 @@ def _page_path(url: str | None) -> str | None:
 
 def unauthorized() -> Any:
     """Not logged in: JSON for the API, HX-Redirect for htmx, a redirect for pages."""
-    if request.path.startswith("/api/"):
-        from webapp.errors import api_error
-
+    if wants_json():
         return api_error(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
     if is_htmx():
         # Back to the page the user was on (a poll's own URL is only a fragment).
@@ -65,7 +59,9 @@ def unauthorized() -> Any:
         response.headers["HX-Redirect"] = url_for("auth.login", next=back, expired=1)
         return response
     # After a POST (an expired session), going back means the form's page, not the POST URL.
-    back = request.full_path.rstrip("?") if request.method == "GET" else _page_path(request.referrer)
+    back = (
+        request.full_path.rstrip("?") if request.method == "GET" else _page_path(request.referrer)
+    )
     return redirect(url_for("auth.login", next=back))
 
 
@@ -88,7 +84,7 @@ def hash_token(token: str) -> str:
 def create_token(user: User) -> str:
     """A new API token for `user`; only its hash is stored, so show it once."""
     token = "prt_" + secrets.token_urlsafe(32)
-    with write_txn() as session:  # callers have usually just read the user: see jobs/db.py
+    with write_txn() as session:  # callers have usually just read the user: see webapp/db.py
         session.add(ApiToken(user_id=user.id, token_sha256=hash_token(token)))
     return token
 
@@ -97,7 +93,9 @@ def user_for_bearer(header: str | None) -> User | None:
     if not header or not header.startswith("Bearer "):
         return None
     token = header.removeprefix("Bearer ").strip()
-    row = db.session.scalars(sa.select(ApiToken).where(ApiToken.token_sha256 == hash_token(token))).first()
+    row = db.session.scalars(
+        sa.select(ApiToken).where(ApiToken.token_sha256 == hash_token(token))
+    ).first()
     if row is None:
         return None
     now = utcnow()
@@ -105,5 +103,7 @@ def user_for_bearer(header: str | None) -> User | None:
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         # Throttled (status polling must not write on every request), in its own transaction.
         with write_txn() as session:
-            session.execute(sa.update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+            session.execute(
+                sa.update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
+            )
     return user

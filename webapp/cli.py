@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 import sqlalchemy as sa
 from flask import Flask, current_app
-from flask.cli import AppGroup, FlaskGroup, with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
 from webapp import config as config_module
+from webapp.db import write_txn
 from webapp.extensions import db
-from webapp.jobs.db import write_txn
 from webapp.models import Role, User
 
-DEMO_USERS = (("staff@example.com", "staff", Role.STAFF, "Sanne de Vries"),
-              ("admin@example.com", "admin", Role.ADMIN, "Jürgen Ødegård"))
+DEMO_USERS = (
+    ("staff@example.com", "staff", Role.STAFF, "Sanne de Vries"),
+    ("admin@example.com", "admin", Role.ADMIN, "Jürgen Ødegård"),
+)
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
@@ -72,7 +73,9 @@ def seed_demo_command(lots: int) -> None:
 
 @users_cli.command("create")
 @click.argument("email")
-@click.option("--role", type=click.Choice([r.value for r in Role]), default="staff", show_default=True)
+@click.option(
+    "--role", type=click.Choice([r.value for r in Role]), default="staff", show_default=True
+)
 @click.option("--password", help="Asked for when left out.")
 @click.option("--name", default="")
 def users_create(email: str, role: str, password: str | None, name: str) -> None:
@@ -93,7 +96,9 @@ def users_create(email: str, role: str, password: str | None, name: str) -> None
 
 
 def _user_by_email(email: str) -> User | None:
-    return db.session.scalars(sa.select(User).where(sa.func.lower(User.email) == email.lower())).first()
+    return db.session.scalars(
+        sa.select(User).where(sa.func.lower(User.email) == email.lower())
+    ).first()
 
 
 @tokens_cli.command("create")
@@ -121,22 +126,15 @@ def lots_import(file: Path) -> None:
     except ImportFailed as exc:
         for error in exc.errors:
             click.echo(f"{file}: {error}", err=True)
-        raise click.ClickException("Nothing was imported; fix the rows above and run it again.") from None
-    click.echo(f"Imported {result.total} rows: {result.created} new, {result.updated} updated, "
-               f"{result.unchanged} unchanged.")
+        raise click.ClickException(
+            "Nothing was imported; fix the rows above and run it again."
+        ) from None
+    click.echo(
+        f"Imported {result.total} rows: {result.created} new, {result.updated} updated, "
+        f"{result.unchanged} unchanged."
+    )
 
 
 def init_app(app: Flask) -> None:
     for command in (init_db_command, seed_demo_command, users_cli, tokens_cli, lots_cli):
         app.cli.add_command(command)
-
-
-def main() -> None:
-    """The `pressroom` console script: the app's commands plus `run` (the whole service)."""
-    from webapp import create_app
-    from workers.supervisor import run_command
-
-    group = FlaskGroup(create_app=lambda: create_app(), add_version_option=False,
-                       help="Pressroom: background PDF jobs.")
-    group.add_command(run_command, "run")
-    sys.exit(group.main())

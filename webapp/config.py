@@ -17,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # request bodies (CSV uploads included)
     "MAX_LABELS": 50_000,  # labels (lots x copies) in one batch
     "CHUNK_LABELS": 1_000,  # labels per internal chunk of a big batch
+    "MAX_EXPORT_ROWS": 1_000_000,  # rows in one export (CSV, XLSX)
+    "CHUNK_ROWS": 25_000,  # XLSX rows per internal chunk (~1 s of xlsxwriter each)
+    "CSV_CHUNK_ROWS": 250_000,  # CSV rows per chunk: CSV is ~10x cheaper a row than XLSX
     "JOB_MAX_ATTEMPTS": 3,
     "JOB_TIME_LIMIT_S": 30 * 60,
     "RETRY_BACKOFF_S": 2.0,  # first retry delay; doubles each attempt
@@ -26,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "PROGRESS_MIN_INTERVAL_S": 0.25,
     "REAPER_INTERVAL_S": 5.0,
     "RETENTION_DAYS": 7,
+    "MAIL_RETRY_BACKOFF_S": 30.0,  # outbox items (mails): first retry delay, doubling, ≤ 1 h
+    "MAIL_MAX_ATTEMPTS": 10,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_HTTPONLY": True,
     "WTF_CSRF_TIME_LIMIT": None,  # a page left open all day keeps a valid token
@@ -37,10 +42,30 @@ DEFAULTS: dict[str, Any] = {
     "PAGE_SIZE": 50,
 }
 
-_INT_KEYS = ("PORT", "MAX_LABELS", "CHUNK_LABELS", "JOB_MAX_ATTEMPTS", "RETENTION_DAYS",
-             "MAX_CONTENT_LENGTH", "JOB_TIME_LIMIT_S", "WORKER_PROCESSES", "WORKER_THREADS")
-_FLOAT_KEYS = ("HEARTBEAT_S", "HEARTBEAT_STALE_S", "RESEND_AFTER_S", "REAPER_INTERVAL_S",
-               "RETRY_BACKOFF_S", "PROGRESS_MIN_INTERVAL_S")
+_INT_KEYS = (
+    "PORT",
+    "MAX_LABELS",
+    "MAIL_MAX_ATTEMPTS",
+    "CHUNK_LABELS",
+    "MAX_EXPORT_ROWS",
+    "CHUNK_ROWS",
+    "CSV_CHUNK_ROWS",
+    "JOB_MAX_ATTEMPTS",
+    "RETENTION_DAYS",
+    "MAX_CONTENT_LENGTH",
+    "JOB_TIME_LIMIT_S",
+    "WORKER_PROCESSES",
+    "WORKER_THREADS",
+)
+_FLOAT_KEYS = (
+    "HEARTBEAT_S",
+    "HEARTBEAT_STALE_S",
+    "RESEND_AFTER_S",
+    "REAPER_INTERVAL_S",
+    "RETRY_BACKOFF_S",
+    "PROGRESS_MIN_INTERVAL_S",
+    "MAIL_RETRY_BACKOFF_S",
+)
 _STR_KEYS = ("TZ", "REDIS_URL", "SMTP_URL", "SITE_URL", "DATABASE_URL", "SECRET_KEY", "BROKER")
 
 

@@ -6,7 +6,8 @@ from urllib.parse import quote
 
 from flask import Response, send_file
 
-from webapp.jobs import Conflict, Gone, artifacts
+from webapp.errors import Conflict, Gone
+from webapp.jobs import artifacts
 from webapp.models import Job, JobStatus
 
 
@@ -16,21 +17,28 @@ def _ascii_fallback(name: str) -> str:
 
 
 def content_disposition(name: str) -> str:
-    return f"attachment; filename=\"{_ascii_fallback(name)}\"; filename*=UTF-8''{quote(name, safe='')}"
+    return (
+        f"attachment; filename=\"{_ascii_fallback(name)}\"; filename*=UTF-8''{quote(name, safe='')}"
+    )
 
 
 def send_job_file(job: Job) -> Response:
     """The finished file; 409 while the job is not done, 410 once retention removed it."""
     if job.status == JobStatus.EXPIRED:
-        raise Gone("This file has expired and was removed. Regenerate it to download it again.")
+        raise Gone("file_expired")
     if job.status != JobStatus.DONE or job.artifact is None:
-        raise Conflict(f"The file is not ready: the job is {job.status}.")
+        raise Conflict("file_not_ready")
     path = artifacts.root() / job.artifact.path
     if not path.is_file():
-        raise Gone("This file is no longer on disk. Regenerate it to download it again.")
-    response = send_file(path, mimetype=job.artifact.media_type, conditional=True,
-                         etag=job.artifact.sha256, last_modified=job.artifact.created_at,
-                         max_age=0)
+        raise Gone("file_missing")
+    response = send_file(
+        path,
+        mimetype=job.artifact.media_type,
+        conditional=True,
+        etag=job.artifact.sha256,
+        last_modified=job.artifact.created_at,
+        max_age=0,
+    )
     response.headers["Content-Disposition"] = content_disposition(job.file_name or path.name)
     response.headers["Cache-Control"] = "private, no-cache"
     return response

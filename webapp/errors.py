@@ -1,71 +1,93 @@
-"""Error answers: JSON everywhere under /api/, a page (or a toast for htmx) elsewhere."""
+"""The errors the application raises. Each carries a message code (webapp/messages.py), never a
+sentence, and the ones a request can meet carry the HTTP status and API code they answer with."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
-from flask_babel import gettext as _
-from flask_login import current_user
-from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
-
-from webapp.jobs import JobError
+from webapp.messages import Msg
 
 
-def api_error(status: int, code: str, message: str, **extra: Any) -> Any:
-    body: dict[str, Any] = {"code": code, "message": message}
-    body.update(extra)
-    response = jsonify({"error": body})
-    response.status_code = status
-    return response
+class Problem(Exception):
+    """Base: a message code with its parameters."""
+
+    def __init__(self, code: str, **params: Any) -> None:
+        self.msg = Msg(code, params)
+        super().__init__(self.msg.english() if _has_app() else code)
+
+    @property
+    def code(self) -> str:
+        return self.msg.code
 
 
-def _code_for(exc: HTTPException) -> str:
-    return (exc.name or "error").lower().replace(" ", "_")
+def _has_app() -> bool:
+    from flask import has_app_context
+
+    return has_app_context()
 
 
-def init_app(app: Flask) -> None:
-    @app.errorhandler(JobError)
-    def job_error(exc: JobError) -> Any:
-        if request.path.startswith("/api/"):
-            extra = {"field": exc.field} if exc.field else {}
-            return api_error(exc.status, exc.code, exc.message, **extra)
-        return render_template("errors/error.html", status=exc.status, message=exc.message), exc.status
+# -- refusals of a request ------------------------------------------------------------------------
 
-    @app.errorhandler(CSRFError)
-    def csrf_error(exc: CSRFError) -> Any:
-        if request.path.startswith("/api/"):
-            return api_error(400, "csrf_failed", exc.description or "CSRF check failed.")
-        if not current_user.is_authenticated and request.endpoint != "auth.login":
-            # The session ended (logged out in another tab …) and took its CSRF token along:
-            # that is a login problem, so answer like login_required (401 + HX-Redirect for htmx).
-            from webapp.auth import unauthorized
 
-            return unauthorized()
-        message = _("The form expired or was sent from another page. Reload the page and try again.")
-        return render_template("errors/error.html", status=400, message=message), 400
+class JobError(Problem):
+    status = 400
+    api_code = "bad_request"
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Any:
-        status = exc.code or 500
-        if request.path.startswith("/api/"):
-            messages = {
-                404: "No such resource.",
-                405: f"Method {request.method} is not allowed here.",
-                413: "The request body is too large.",
-            }
-            response = api_error(status, _code_for(exc), messages.get(status, exc.description or ""))
-            if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
-                response.headers["Allow"] = ", ".join(exc.valid_methods)  # required with a 405
-            return response
-        return render_template("errors/error.html", status=status,
-                               message=exc.description), status
 
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> Any:
-        app.logger.exception("unhandled error on %s %s", request.method, request.path)
-        if request.path.startswith("/api/"):
-            return api_error(500, "internal_error", "Something went wrong on our side; try again.")
-        message = _("Something went wrong on our side. Try again; if it keeps happening, tell an administrator.")
-        return render_template("errors/error.html", status=500, message=message), 500
+class InvalidParams(JobError):
+    """Bad parameters; `fields` maps a field's path ("copies", "filter.week") to its message."""
+
+    status = 422
+    api_code = "invalid_params"
+
+    def __init__(
+        self, code: str = "invalid_params", *, fields: dict[str, Msg] | None = None, **params: Any
+    ) -> None:
+        super().__init__(code, **params)
+        self.fields = fields or {}
+
+    @classmethod
+    def field(cls, name: str, code: str, **params: Any) -> InvalidParams:
+        """One bad field: its message is also the error's message."""
+        error = cls(code, **params)
+        error.fields = {name: error.msg}
+        return error
+
+
+class Forbidden(JobError):
+    status = 403
+    api_code = "forbidden"
+
+
+class NotFound(JobError):
+    status = 404
+    api_code = "not_found"
+
+
+class Conflict(JobError):
+    status = 409
+    api_code = "conflict"
+
+
+class Gone(JobError):
+    status = 410
+    api_code = "expired"
+
+
+# -- how a render can end -------------------------------------------------------------------------
+
+
+class RenderError(Problem):
+    """Base of the errors a render can end with."""
+
+
+class PermanentError(RenderError):
+    """Bad input or a missing record: fail at once with a message a person can act on."""
+
+
+class TransientError(RenderError):
+    """Worth another attempt later (a busy server, a broken connection …)."""
+
+
+class LeaseLost(Exception):
+    """The row changed under the worker (cancelled, re-queued, failed): stop and publish nothing."""

@@ -1,12 +1,40 @@
-"""Small response helpers shared by the views."""
+"""Request and response helpers in one place: htmx detection, "wants JSON", error bodies, redirects."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect
+from flask import Response, jsonify, redirect, request
 
-from webapp.auth import is_htmx
+from webapp.messages import Msg
+
+
+def is_htmx() -> bool:
+    """The one place that decides whether a request came from htmx."""
+    return bool(getattr(request, "htmx", False))
+
+
+def wants_json() -> bool:
+    """Everything under /api/ answers JSON, errors included."""
+    return request.path.startswith("/api/")
+
+
+def api_error(status: int, code: str, message: str | Msg, **extra: Any) -> Response:
+    """`{"error": {"code", "message", …}}` with `status`; a `Msg` is given in English."""
+    body: dict[str, Any] = {
+        "code": code,
+        "message": message.english() if isinstance(message, Msg) else message,
+    }
+    body.update(extra)
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+def vary_htmx(response: Response) -> Response:
+    """A URL that answers a page or a fragment must say so to caches."""
+    response.vary.add("HX-Request")
+    return response
 
 
 def see_other(url: str) -> Any:

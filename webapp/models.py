@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import secrets
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask_login import UserMixin
@@ -13,6 +13,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.extensions import db
+from webapp.messages import Msg
+
+if TYPE_CHECKING:  # db.Model is built at run time from Base
+    from webapp.extensions import Base as Model
+else:
+    Model = db.Model
 
 
 def utcnow() -> datetime:
@@ -49,7 +55,7 @@ class JobStatus(enum.StrEnum):
 LIVE_STATUSES = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
@@ -74,7 +80,7 @@ class User(UserMixin, db.Model):
         return self.name or self.email
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
@@ -84,7 +90,7 @@ class ApiToken(db.Model):
     user: Mapped[User] = relationship()
 
 
-class PottingLot(db.Model):
+class PottingLot(Model):
     """One potting lot of the nursery's production (DESIGN §5 columns)."""
 
     __tablename__ = "potting_lots"
@@ -99,12 +105,20 @@ class PottingLot(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     def label_fields(self) -> tuple[Any, ...]:
-        """What a label prints; hashed into the job's input hash as the data version."""
-        return (self.id, self.lot_number, self.plant_name, self.pot_size, self.quantity,
-                self.potting_date.isoformat(), self.location, self.customer or "")
+        """What a label prints."""
+        return (
+            self.id,
+            self.lot_number,
+            self.plant_name,
+            self.pot_size,
+            self.quantity,
+            self.potting_date.isoformat(),
+            self.location,
+            self.customer or "",
+        )
 
 
-class Artifact(db.Model):
+class Artifact(Model):
     """A published file, content-addressed and shared by every job with the same input."""
 
     __tablename__ = "artifacts"
@@ -118,44 +132,84 @@ class Artifact(db.Model):
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
-class Job(db.Model):
+class Origin(enum.StrEnum):
+    """Who started a job: a person (page or API), or the system on its own (no owner)."""
+
+    USER = "user"
+    API = "api"
+    SCHEDULE = "schedule"
+    REGENERATION = "regeneration"
+    EVENT = "event"
+
+
+LIVE_WHERE = "status IN ('queued', 'running')"
+
+
+class Job(Model):
     __tablename__ = "jobs"
     id: Mapped[str] = mapped_column(sa.String(24), primary_key=True, default=new_id)
-    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    origin: Mapped[str] = mapped_column(sa.String(12), default=Origin.USER.value)
     kind: Mapped[str] = mapped_column(sa.String(40))
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     summary: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    # A document with an identity ("work_order:17"): one live job for everyone who asks.
+    subject: Mapped[str | None] = mapped_column(sa.String(80))
     input_hash: Mapped[str | None] = mapped_column(sa.String(64))
     status: Mapped[str] = mapped_column(sa.String(12), default=JobStatus.QUEUED.value, index=True)
+    unit: Mapped[str] = mapped_column(sa.String(12), default="label")
     progress_done: Mapped[int] = mapped_column(default=0)
     progress_total: Mapped[int] = mapped_column(default=0)
-    progress_step: Mapped[str] = mapped_column(sa.String(120), default="")
+    # Steps and errors are message codes with parameters (webapp/messages.py), never sentences.
+    step_code: Mapped[str | None] = mapped_column(sa.String(40))
+    step_params: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    error_code: Mapped[str | None] = mapped_column(sa.String(40))
+    error_params: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=3)
+    # Every claim ever made, never reset (a retry resets `attempts`): a worker's lease is a
+    # compare-and-set on this, so a worker of a cancelled run can never match a retried one.
+    claims: Mapped[int] = mapped_column(default=0)
     worker: Mapped[str | None] = mapped_column(sa.String(80))
-    error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]  # last send to the broker (or when a delayed send is due)
     file_name: Mapped[str | None] = mapped_column(sa.String(200))
-    artifact_id: Mapped[int | None] = mapped_column(sa.ForeignKey("artifacts.id", ondelete="SET NULL"))
+    artifact_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("artifacts.id", ondelete="SET NULL")
+    )
     # Big batches: internal chunk rows point at their parent; the parent counts finished chunks.
-    parent_id: Mapped[str | None] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    parent_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
     chunk_index: Mapped[int | None]
     chunks_total: Mapped[int] = mapped_column(default=0)
     chunks_done: Mapped[int] = mapped_column(default=0)
 
-    owner: Mapped[User] = relationship(foreign_keys=[owner_id])
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
     artifact: Mapped[Artifact | None] = relationship()
 
     __table_args__ = (
         # Backs idempotent submit: one live job per owner and input (chunks have no input hash).
         sa.Index(
-            "uq_jobs_live_input", "owner_id", "input_hash", unique=True,
-            sqlite_where=sa.text("status IN ('queued', 'running')"),
-            postgresql_where=sa.text("status IN ('queued', 'running')"),
+            "uq_jobs_live_input",
+            "owner_id",
+            "input_hash",
+            unique=True,
+            sqlite_where=sa.text(f"{LIVE_WHERE} AND subject IS NULL"),
+            postgresql_where=sa.text(f"{LIVE_WHERE} AND subject IS NULL"),
+        ),
+        # A document with a subject is one live job per input whoever asks (DESIGN §3).
+        sa.Index(
+            "uq_jobs_live_subject",
+            "kind",
+            "subject",
+            "input_hash",
+            unique=True,
+            sqlite_where=sa.text(f"{LIVE_WHERE} AND subject IS NOT NULL"),
+            postgresql_where=sa.text(f"{LIVE_WHERE} AND subject IS NOT NULL"),
         ),
         sa.Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
     )
@@ -163,3 +217,35 @@ class Job(db.Model):
     @property
     def state(self) -> JobStatus:
         return JobStatus(self.status)
+
+    @property
+    def step(self) -> Msg | None:
+        return Msg(self.step_code, self.step_params or {}) if self.step_code else None
+
+    @property
+    def error(self) -> Msg | None:
+        return Msg(self.error_code, self.error_params or {}) if self.error_code else None
+
+
+class OutboxItem(Model):
+    """Work that must follow a state change (a mail, a webhook), written in the same transaction.
+
+    `key` makes it idempotent: the same follow-up written twice (a retried job, a re-run bulk
+    action) is one row, so it is done once. A dispatcher does it after the commit; the reaper
+    re-drives rows that are still pending when they are due.
+    """
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    action: Mapped[str] = mapped_column(sa.String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    job_id: Mapped[str | None] = mapped_column(sa.ForeignKey("jobs.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(sa.String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None]
+
+    __table_args__ = (sa.Index("ix_outbox_status_next", "status", "next_at"),)

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app
 from flask_babel import format_decimal, format_number, get_locale, gettext, ngettext
 
-from webapp.i18n import N_, translate_message
+from webapp import documents
 from webapp.jobs import eta_seconds
+from webapp.messages import N_, UNITS, Msg
 from webapp.pdf.layout import PRESETS
 
 # What a job's state is called on screen; `data-job-status` keeps the raw value.
@@ -107,14 +108,37 @@ def percent(done: int, total: int) -> int:
     return 100 if done >= total else min(int(100 * done / total), 99)
 
 
+def message(value: Msg | None) -> str:
+    """A stored message code, in the reader's language."""
+    return value.text() if value else ""
+
+
+def units(count: int, unit: str) -> str:
+    """ "1,200 labels", "1 row": a count with its unit, in the reader's language."""
+    one, many = UNITS.get(unit, (unit, unit))
+    return f"{number(count)} {gettext(one if count == 1 else many)}"  # en, nl, es: two forms
+
+
 def current_locale() -> str:
     return str(get_locale() or "en")
 
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
-        duration=duration, filesize=filesize, local_time=local_time, iso_time=iso_time,
-        layout_name=layout_name, status_label=status_label, filter_label=filter_label,
-        number=number, tr=translate_message)
-    app.jinja_env.globals.update(eta_seconds=eta_seconds, percent=percent,
-                                 current_locale=current_locale)
+        duration=duration,
+        filesize=filesize,
+        local_time=local_time,
+        iso_time=iso_time,
+        layout_name=layout_name,
+        status_label=status_label,
+        filter_label=filter_label,
+        number=number,
+        msg=message,
+        units=units,
+    )
+    app.jinja_env.globals.update(
+        eta_seconds=eta_seconds,
+        percent=percent,
+        current_locale=current_locale,
+        document_kind=documents.get,
+    )

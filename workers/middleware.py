@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, TimeLimitExceeded
 from flask import Flask
 
@@ -20,13 +21,19 @@ class AppContextMiddleware(Middleware):
         self.app = app
         self.state = threading.local()
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         context = self.app.app_context()
         context.push()
         self.state.context = context
 
-    def after_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message, *,
-                              result: Any = None, exception: BaseException | None = None) -> None:
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
         context = getattr(self.state, "context", None)
         if context is None:
             return
@@ -40,12 +47,14 @@ class AppContextMiddleware(Middleware):
             context.pop()
             self.state.context = None
 
-    after_skip_message = after_process_message
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self.after_process_message(broker, message)
 
-    def _time_limit(self, message: dramatiq.Message) -> None:
+    def _time_limit(self, message: MessageProxy) -> None:
         """Dramatiq raised TimeLimitExceeded inside the actor: roll back, clean up, fail the job."""
         from webapp.extensions import db
-        from webapp.jobs import current_lease
+        from webapp.jobs.runner import current_lease
+        from webapp.messages import Msg
 
         db.session.rollback()
         lease = current_lease.get()
@@ -53,4 +62,5 @@ class AppContextMiddleware(Middleware):
         current_lease.set(None)
         if lease is not None:
             lease.cleanup()
-            lease.fail("Stopped after the time limit. Split the batch into smaller ones and try again.")
+            minutes = self.app.config["JOB_TIME_LIMIT_S"] // 60
+            lease.fail(Msg("time_limit", {"minutes": minutes}))

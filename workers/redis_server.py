@@ -21,19 +21,24 @@ def write_config(data: Path, socket: Path) -> Path:
     folder = data / "redis"
     folder.mkdir(parents=True, exist_ok=True)
     conf = folder / "redis.conf"
-    conf.write_text("\n".join([
-        "daemonize no",
-        "port 0",
-        f"unixsocket {socket}",
-        "unixsocketperm 700",
-        f"dir {folder}",
-        "appendonly yes",
-        "appendfsync everysec",
-        'save ""',
-        "maxmemory-policy noeviction",
-        "loglevel warning",
-        'logfile ""',
-    ]) + "\n")
+    conf.write_text(
+        "\n".join(
+            [
+                "daemonize no",
+                "port 0",
+                f"unixsocket {socket}",
+                "unixsocketperm 700",
+                f"dir {folder}",
+                "appendonly yes",
+                "appendfsync everysec",
+                'save ""',
+                "maxmemory-policy noeviction",
+                "loglevel warning",
+                'logfile ""',
+            ]
+        )
+        + "\n"
+    )
     return conf
 
 
@@ -47,7 +52,9 @@ def start(data: Path, socket: Path) -> subprocess.Popen[bytes]:
     return process
 
 
-def wait_ready(socket: Path, process: subprocess.Popen[bytes] | None = None, timeout: float = 20) -> None:
+def wait_ready(
+    socket: Path, process: subprocess.Popen[bytes] | None = None, timeout: float = 20
+) -> None:
     client = redis.Redis(unix_socket_path=str(socket), socket_timeout=1)
 
     def answers() -> bool:

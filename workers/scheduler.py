@@ -7,7 +7,7 @@ import signal
 import time
 
 from webapp import create_app
-from webapp.jobs import expire, reap
+from webapp.jobs.reaper import expire, reap
 from workers.stopflag import StopFlag
 
 log = logging.getLogger("pressroom.scheduler")
@@ -19,7 +19,9 @@ def main() -> None:
     stop = StopFlag().install(signal.SIGTERM, signal.SIGINT)
     interval = app.config["REAPER_INTERVAL_S"]
     next_expire = 0.0
-    log.info("scheduler started: reaper every %.1f s, retention every %d s", interval, EXPIRE_EVERY_S)
+    log.info(
+        "scheduler started: reaper every %.1f s, retention every %d s", interval, EXPIRE_EVERY_S
+    )
     while not stop.requested:
         with app.app_context():
             try:

@@ -11,8 +11,12 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,
-             message: str = "condition") -> T:
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
     """Poll `predicate` until it returns something truthy; TimeoutError after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:

@@ -13,8 +13,22 @@ from webapp.extensions import db
 from webapp.models import Artifact, Job, JobStatus, Role, utcnow
 
 KIND = "potting_lot_labels"
-JOB_KEYS = {"id", "kind", "status", "progress", "eta_seconds", "attempts", "error", "created_at",
-            "started_at", "finished_at", "file"}
+JOB_KEYS = {
+    "id",
+    "kind",
+    "params",
+    "status",
+    "origin",
+    "progress",
+    "items",
+    "eta_seconds",
+    "attempts",
+    "error",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "file",
+}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -31,12 +45,21 @@ def job_count(app) -> int:
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict:
-    """Every error under /api/ is {"error": {"code", "message"}} with the right status."""
+    """Every error under /api/ is {"error": {"code", "message"[, "fields"]}} with the right
+    status; `fields` maps each bad field to its English message."""
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.is_json, response.headers.get("Content-Type")
-    error = response.get_json()["error"]
+    body = response.get_json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) <= {"code", "message", "fields"}
     assert isinstance(error["code"], str) and error["code"]
     assert isinstance(error["message"], str) and error["message"]
+    if "fields" in error:
+        assert error["fields"] and all(
+            isinstance(name, str) and isinstance(text, str) and text
+            for name, text in error["fields"].items()
+        )
     if code:
         assert error["code"] == code
     return error
@@ -65,8 +88,9 @@ def api(client, token):
             return client.post(path, headers=bearer(token), **kw)
 
         def submit(self, params: dict, kind: str = KIND):
-            return client.post("/api/v1/jobs", json={"kind": kind, "params": params},
-                               headers=bearer(token))
+            return client.post(
+                "/api/v1/jobs", json={"kind": kind, "params": params}, headers=bearer(token)
+            )
 
     return Api()
 
@@ -86,10 +110,15 @@ class TestAuthentication:
         assert "Location" not in response.headers
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
-    @pytest.mark.parametrize("header", ["Bearer nonsense", "Bearer ", "Basic c3RhZmY6cHc=", "prt_x"])
+    @pytest.mark.parametrize(
+        "header", ["Bearer nonsense", "Bearer ", "Basic c3RhZmY6cHc=", "prt_x"]
+    )
     def test_a_bad_token_is_401_json(self, client, token, header):
-        response = client.post("/api/v1/jobs", json={"kind": KIND, "params": {"lot_ids": [1]}},
-                               headers={"Authorization": header})
+        response = client.post(
+            "/api/v1/jobs",
+            json={"kind": KIND, "params": {"lot_ids": [1]}},
+            headers={"Authorization": header},
+        )
         assert_error(response, 401, "unauthorized")
 
     def test_a_session_cookie_is_not_accepted(self, app, client, auth, token):
@@ -108,8 +137,9 @@ class TestAuthentication:
             from webapp.nursery.demo import seed_lots
 
             seed_lots(3)
-        response = app.test_client().post("/api/v1/jobs", json={"kind": KIND, "params": {"lot_ids": [1]}},
-                                          headers=bearer(token))
+        response = app.test_client().post(
+            "/api/v1/jobs", json={"kind": KIND, "params": {"lot_ids": [1]}}, headers=bearer(token)
+        )
         assert response.status_code == 202
 
 
@@ -121,9 +151,34 @@ class TestSubmit:
         assert response.status_code == 202
         body = response.get_json()
         assert body["status"] == "queued" and body["kind"] == KIND
-        assert body["progress"] == {"done": 0, "total": 3, "step": body["progress"]["step"]}
+        assert body["progress"] == {"done": 0, "total": 3, "unit": "label", "step": "waiting"}
+        assert body["origin"] == "api" and sorted(body["params"]["lot_ids"]) == [1, 2, 3]
         assert response.headers["Location"].endswith(f"/api/v1/jobs/{body['id']}")
         assert queued(app) == 1
+
+    def test_a_new_job_taken_by_a_worker_at_once_is_still_answered_202_queued(
+        self, app, api, monkeypatch
+    ):
+        """The answer is the job as committed, read back before its message goes out: a worker
+        that claims it the moment it is sent does not turn the 202 into a 200 `running`."""
+        from sqlalchemy.orm import Session
+
+        from webapp.jobs import queues, transitions
+
+        send = queues.send
+
+        def send_and_claim(actor, job_id, **kw):
+            sent = send(actor, job_id, **kw)
+            with Session(db.engine) as worker, worker.begin():  # another process's connection
+                assert transitions.claim(worker, job_id, "elsewhere:1") is not None
+            return sent
+
+        monkeypatch.setattr(queues, "send", send_and_claim)
+        response = api.submit({"lot_ids": [1]})
+        assert response.status_code == 202
+        assert response.get_json()["status"] == "queued" and response.get_json()["attempts"] == 0
+        job_id = response.get_json()["id"]
+        assert api.get(f"/api/v1/jobs/{job_id}").get_json()["status"] == "running"
 
     def test_an_identical_live_job_is_returned_with_200(self, app, api):
         first = api.submit({"lot_ids": [1, 2]})
@@ -135,7 +190,9 @@ class TestSubmit:
     def test_a_filter_selecting_the_same_lots_is_the_same_job(self, api):
         by_ids = api.submit({"lot_ids": list(range(1, 41))})
         by_filter = api.submit({"filter": {}})
-        assert by_filter.status_code == 200 and by_filter.get_json()["id"] == by_ids.get_json()["id"]
+        assert (
+            by_filter.status_code == 200 and by_filter.get_json()["id"] == by_ids.get_json()["id"]
+        )
 
     def test_an_identical_finished_file_is_answered_200_done_at_once(self, app, api, stub_worker):
         first = api.submit({"lot_ids": [5]}).get_json()
@@ -147,33 +204,57 @@ class TestSubmit:
         assert body["status"] == "done" and body["file"]["sha256"]
         assert queued(app) == 0
 
-    @pytest.mark.parametrize("params, field", [
-        ({}, "lot_ids"),
-        ({"lot_ids": []}, "lot_ids"),
-        ({"lot_ids": "1,2"}, "lot_ids"),
-        ({"lot_ids": [999]}, "lot_ids"),
-        ({"lot_ids": [1], "copies": 0}, "copies"),
-        ({"lot_ids": [1], "copies": "2"}, "copies"),
-        ({"lot_ids": [1], "layout": "poster"}, "layout"),
-        ({"filter": {"week": "2026-48"}}, "filter.week"),
-        ({"filter": {"week": "2026-W60"}}, "filter.week"),
-        ({"filter": {"colour": "red"}}, "filter.colour"),
-        ({"filter": {"q": "no plant is called like this"}}, "filter"),
-        ({"lot_ids": [1], "shape": "round"}, "shape"),
-    ])
+    @pytest.mark.parametrize(
+        "params, field",
+        [
+            ({}, "lot_ids"),
+            ({"lot_ids": []}, "lot_ids"),
+            ({"lot_ids": "1,2"}, "lot_ids"),
+            ({"lot_ids": [999]}, "lot_ids"),
+            ({"lot_ids": [1], "copies": 0}, "copies"),
+            ({"lot_ids": [1], "copies": "2"}, "copies"),
+            ({"lot_ids": [1], "layout": "poster"}, "layout"),
+            ({"filter": {"week": "2026-48"}}, "filter.week"),
+            ({"filter": {"week": "2026-W60"}}, "filter.week"),
+            ({"filter": {"colour": "red"}}, "filter.colour"),
+            ({"filter": {"q": "no plant is called like this"}}, "filter"),
+            ({"lot_ids": [1], "shape": "round"}, "shape"),
+        ],
+    )
     def test_invalid_params_are_422_naming_the_field_and_nothing_is_queued(
-            self, app, api, params, field):
+        self, app, api, params, field
+    ):
         error = assert_error(api.submit(params), 422, "invalid_params")
-        assert error["field"] == field
+        assert list(error["fields"]) == [field]
+        assert error["message"] == error["fields"][field]  # the (first) field's own message
         assert job_count(app) == 0 and queued(app) == 0
+
+    @pytest.mark.parametrize(
+        "params, field, message",
+        [
+            ({"lot_ids": [1], "copies": 0}, "copies", "Enter 1 or more."),
+            ({"lot_ids": [1], "copies": 101}, "copies", "Enter 100 or less."),
+            ({"lot_ids": [1], "copies": True}, "copies", "Enter a whole number."),
+            ({"lot_ids": [1], "shape": "round"}, "shape", "Unknown field."),
+            ({"lot_ids": [999]}, "lot_ids", "Unknown potting lots: 999."),
+        ],
+    )
+    def test_a_fields_message_is_english_text_a_person_can_act_on(
+        self, api, params, field, message
+    ):
+        assert assert_error(api.submit(params), 422)["fields"] == {field: message}
+
+    def test_every_bad_field_is_named_at_once(self, api):
+        error = assert_error(api.submit({"lot_ids": [1], "copies": 0, "offset_x": 20}), 422)
+        assert set(error["fields"]) == {"copies", "offset_x"}
 
     def test_an_unknown_kind_is_422(self, app, api):
         error = assert_error(api.submit({"lot_ids": [1]}, kind="fax"), 422)
-        assert error["field"] == "kind" and KIND in error["message"]
+        assert list(error["fields"]) == ["kind"] and KIND in error["message"]
 
     def test_params_that_are_not_an_object_are_422(self, api):
         response = api.post("/api/v1/jobs", json={"kind": KIND, "params": [1, 2]})
-        assert assert_error(response, 422)["field"] == "params"
+        assert list(assert_error(response, 422)["fields"]) == ["params"]
 
     @pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b""])
     def test_a_body_that_is_not_a_json_object_is_400(self, api, body):
@@ -198,8 +279,11 @@ class TestSubmit:
             token = create_token(add_user())
             seed_lots(10)
         client = app.test_client()
-        response = client.post("/api/v1/jobs", headers=bearer(token),
-                               json={"kind": KIND, "params": {"filter": {}, "copies": 4}})
+        response = client.post(
+            "/api/v1/jobs",
+            headers=bearer(token),
+            json={"kind": KIND, "params": {"filter": {}, "copies": 4}},
+        )
         error = assert_error(response, 422)
         assert "30" in error["message"]
         assert job_count(app) == 0 and queued(app) == 0
@@ -211,7 +295,16 @@ class TestJobJson:
     def test_a_queued_job_has_exactly_the_design_keys(self, api):
         body = api.submit({"lot_ids": [1]}).get_json()
         assert set(body) == JOB_KEYS
-        assert set(body["progress"]) == {"done", "total", "step"}
+        assert body["progress"] == {"done": 0, "total": 1, "unit": "label", "step": "waiting"}
+        assert body["origin"] == "api" and body["items"] is None
+        assert body["params"] == {
+            "lot_ids": [1],
+            "layout": body["params"]["layout"],
+            "start_position": 1,
+            "copies": 1,
+            "offset_x": 0.0,
+            "offset_y": 0.0,
+        }  # normalised: every option, defaults filled in
         assert body["file"] is None and body["error"] is None and body["eta_seconds"] is None
         assert body["attempts"] == 0 and body["started_at"] is None and body["finished_at"] is None
         assert body["created_at"].endswith("Z")
@@ -233,8 +326,11 @@ class TestJobJson:
         worker.start()
         try:
             client = app.test_client()
-            job_id = client.post("/api/v1/jobs", headers=bearer(token),
-                                 json={"kind": KIND, "params": {"lot_ids": [1, 2]}}).get_json()["id"]
+            job_id = client.post(
+                "/api/v1/jobs",
+                headers=bearer(token),
+                json={"kind": KIND, "params": {"lot_ids": [1, 2]}},
+            ).get_json()["id"]
             join_all(broker, worker)
         finally:
             worker.stop()
@@ -242,7 +338,9 @@ class TestJobJson:
         assert set(body) == JOB_KEYS and body["status"] == "done"
         assert set(body["file"]) == {"name", "size", "sha256", "url"}
         assert body["file"]["url"] == f"https://press.example.org/api/v1/jobs/{job_id}/file"
-        assert body["file"]["name"].startswith("oppotpartijen_") and body["file"]["name"].endswith(".pdf")
+        assert body["file"]["name"].startswith("oppotpartijen_") and body["file"]["name"].endswith(
+            ".pdf"
+        )
         assert body["file"]["size"] > 0 and len(body["file"]["sha256"]) == 64
         assert body["progress"]["done"] == body["progress"]["total"] == 2
         assert body["attempts"] == 1 and body["started_at"] and body["finished_at"]
@@ -276,12 +374,33 @@ class TestGetAndList:
         admin = other_token(app, "admin@example.com", Role.ADMIN)
         assert client.get(f"/api/v1/jobs/{job_id}", headers=bearer(admin)).status_code == 200
 
+    def test_owner_any_lists_everyones_and_system_jobs_for_an_admin_only(self, app, client, api):
+        mine = api.submit({"lot_ids": [1]}).get_json()["id"]
+        with app.app_context():
+            system = Job(owner_id=None, origin="schedule", kind=KIND, params={}, status="done")
+            db.session.add(system)
+            db.session.commit()
+            system_id = system.id
+        admin = other_token(app, "admin@example.com", Role.ADMIN)
+        listed = client.get("/api/v1/jobs?owner=any", headers=bearer(admin)).get_json()["jobs"]
+        assert {job["id"] for job in listed} == {mine, system_id}
+        assert {job["origin"] for job in listed} == {"api", "schedule"}
+        assert client.get("/api/v1/jobs", headers=bearer(admin)).get_json()["jobs"] == []
+        assert_error(api.get("/api/v1/jobs?owner=any"), 403, "forbidden")
+        assert_error(api.get("/api/v1/jobs?owner=bob"), 422, "invalid_params")
+
     def test_an_internal_chunk_row_is_404(self, app, api):
         parent = api.submit({"lot_ids": [1]}).get_json()["id"]
         with app.app_context():
             parent_job = db.session.get(Job, parent)
-            chunk = Job(owner_id=parent_job.owner_id, kind=KIND, params={}, parent_id=parent,
-                        chunk_index=0, status=JobStatus.QUEUED)
+            chunk = Job(
+                owner_id=parent_job.owner_id,
+                kind=KIND,
+                params={},
+                parent_id=parent,
+                chunk_index=0,
+                status=JobStatus.QUEUED,
+            )
             db.session.add(chunk)
             db.session.commit()
             chunk_id = chunk.id
@@ -291,7 +410,9 @@ class TestGetAndList:
     def test_the_list_is_the_callers_jobs_newest_first(self, app, client, api):
         ids = [api.submit({"lot_ids": [n]}).get_json()["id"] for n in (1, 2, 3)]
         other = other_token(app)
-        client.post("/api/v1/jobs", headers=bearer(other), json={"kind": KIND, "params": {"lot_ids": [4]}})
+        client.post(
+            "/api/v1/jobs", headers=bearer(other), json={"kind": KIND, "params": {"lot_ids": [4]}}
+        )
         response = api.get("/api/v1/jobs")
         assert response.status_code == 200
         jobs = response.get_json()["jobs"]
@@ -310,18 +431,21 @@ class TestGetAndList:
         assert [j["id"] for j in limited] == [ids[2], ids[1]]
         assert len(api.get("/api/v1/jobs?status=&kind=&limit=").get_json()["jobs"]) == 3
 
-    @pytest.mark.parametrize("query, field", [
-        ("status=finished", "status"),
-        ("status=QUEUED", "status"),
-        ("limit=abc", "limit"),
-        ("limit=0", "limit"),
-        ("limit=-5", "limit"),
-        ("limit=100000", "limit"),
-        ("kind=fax", "kind"),
-    ])
+    @pytest.mark.parametrize(
+        "query, field",
+        [
+            ("status=finished", "status"),
+            ("status=QUEUED", "status"),
+            ("limit=abc", "limit"),
+            ("limit=0", "limit"),
+            ("limit=-5", "limit"),
+            ("limit=100000", "limit"),
+            ("kind=fax", "kind"),
+        ],
+    )
     def test_bad_list_parameters_are_422(self, api, query, field):
-        error = assert_error(api.get(f"/api/v1/jobs?{query}"), 422)
-        assert error["field"] == field
+        error = assert_error(api.get(f"/api/v1/jobs?{query}"), 422, "invalid_params")
+        assert list(error["fields"]) == [field]
 
 
 class TestCancelAndRetry:
@@ -352,12 +476,19 @@ class TestCancelAndRetry:
 
     def test_retry_of_a_failed_job_is_202(self, app, api):
         job_id = api.submit({"lot_ids": [1]}).get_json()["id"]
-        from webapp import jobs
+        from webapp.jobs.lease import claim
+        from webapp.messages import Msg
 
         with app.app_context():
-            jobs.claim(job_id).fail("The printer is on fire.")
-        assert api.get(f"/api/v1/jobs/{job_id}").get_json()["error"] == "The printer is on fire."
-        assert api.post(f"/api/v1/jobs/{job_id}/retry").status_code == 202
+            claim(job_id).fail(Msg("lot_deleted", {"id": 1}))
+        assert api.get(f"/api/v1/jobs/{job_id}").get_json()["error"] == {
+            "code": "lot_deleted",
+            "message": "Potting lot #1 was deleted after this job was started; "
+            "print the labels again.",
+        }
+        response = api.post(f"/api/v1/jobs/{job_id}/retry")
+        assert response.status_code == 202
+        assert response.get_json()["status"] == "queued" and response.get_json()["error"] is None
 
     def test_retry_of_a_queued_or_done_job_is_409(self, api, stub_worker):
         job_id = api.submit({"lot_ids": [1]}).get_json()["id"]
@@ -386,14 +517,16 @@ class TestFile:
         assert_error(api.get(f"/api/v1/jobs/{job_id}/file"), 409)
 
     def test_an_expired_file_is_410(self, app, api, stub_worker):
-        from webapp import jobs
+        from webapp.jobs.reaper import expire
 
         job_id = api.submit({"lot_ids": [1]}).get_json()["id"]
         stub_worker()
         with app.app_context():
-            db.session.execute(sa.update(Artifact).values(expires_at=utcnow() - timedelta(seconds=1)))
+            db.session.execute(
+                sa.update(Artifact).values(expires_at=utcnow() - timedelta(seconds=1))
+            )
             db.session.commit()
-            assert jobs.expire()["jobs"] == 1
+            assert expire()["jobs"] == 1
         assert api.get(f"/api/v1/jobs/{job_id}").get_json()["status"] == "expired"
         assert_error(api.get(f"/api/v1/jobs/{job_id}/file"), 410, "expired")
 
@@ -402,15 +535,18 @@ class TestErrorsAreJson:
     """Every error under /api/ is JSON: routing 404 and 405 included."""
 
     @pytest.mark.parametrize("with_token", [True, False])
-    @pytest.mark.parametrize("method, path, status", [
-        ("GET", "/api/v1/nothing-here", 404),
-        ("GET", "/api/v2/jobs", 404),
-        ("GET", "/api/", 404),
-        ("DELETE", "/api/v1/jobs", 405),
-        ("PUT", "/api/v1/jobs/abc", 405),
-        ("GET", "/api/v1/jobs/abc/cancel", 405),
-        ("POST", "/api/v1/jobs/abc/file", 405),
-    ])
+    @pytest.mark.parametrize(
+        "method, path, status",
+        [
+            ("GET", "/api/v1/nothing-here", 404),
+            ("GET", "/api/v2/jobs", 404),
+            ("GET", "/api/", 404),
+            ("DELETE", "/api/v1/jobs", 405),
+            ("PUT", "/api/v1/jobs/abc", 405),
+            ("GET", "/api/v1/jobs/abc/cancel", 405),
+            ("POST", "/api/v1/jobs/abc/file", 405),
+        ],
+    )
     def test_routing_errors_are_json(self, client, token, with_token, method, path, status):
         headers = bearer(token) if with_token else {}
         response = client.open(path, method=method, headers=headers)

@@ -50,8 +50,9 @@ class TestSeedDemo:
         assert result.exit_code == 0, result.output
         with app.app_context():
             ids = db.session.scalars(sa.select(PottingLot.id).order_by(PottingLot.id)).all()
-            texts = db.session.execute(sa.select(PottingLot.plant_name, PottingLot.location,
-                                                 PottingLot.customer)).all()
+            texts = db.session.execute(
+                sa.select(PottingLot.plant_name, PottingLot.location, PottingLot.customer)
+            ).all()
             emails = set(db.session.scalars(sa.select(User.email)))
         assert ids == list(range(1, 61))
         assert any(not (value or "").isascii() for row in texts for value in row)
@@ -78,12 +79,16 @@ class TestUsersCreate:
     """`users create EMAIL --role staff|admin [--password P]`."""
 
     def test_an_admin_is_created_with_the_given_password(self, app):
-        result = run(app, "users", "create", "boss@example.com", "--role", "admin", "--password", "s3cret")
+        result = run(
+            app, "users", "create", "boss@example.com", "--role", "admin", "--password", "s3cret"
+        )
         assert result.exit_code == 0, result.output
         with app.app_context():
             user = db.session.scalars(sa.select(User).where(User.email == "boss@example.com")).one()
             assert user.is_admin and user.check_password("s3cret")
-        response = app.test_client().post("/login", data={"email": "boss@example.com", "password": "s3cret"})
+        response = app.test_client().post(
+            "/login", data={"email": "boss@example.com", "password": "s3cret"}
+        )
         assert response.status_code == 302
 
     def test_the_role_defaults_to_staff_and_the_password_is_prompted(self, app):
@@ -94,7 +99,9 @@ class TestUsersCreate:
             assert not user.is_admin and user.role == "staff" and user.check_password("hunter22")
 
     def test_an_unknown_role_is_refused(self, app):
-        result = run(app, "users", "create", "x@example.com", "--role", "owner", "--password", "pw-x1")
+        result = run(
+            app, "users", "create", "x@example.com", "--role", "owner", "--password", "pw-x1"
+        )
         assert result.exit_code == 2 and "owner" in result.output
 
     def test_a_taken_email_is_refused_whatever_its_case(self, app):
@@ -118,8 +125,11 @@ class TestTokensCreate:
         client = app.test_client()
         headers = {"Authorization": f"Bearer {token}"}
         assert client.get("/api/v1/jobs", headers=headers).status_code == 200
-        response = client.post("/api/v1/jobs", headers=headers,
-                               json={"kind": "potting_lot_labels", "params": {"lot_ids": [1, 2]}})
+        response = client.post(
+            "/api/v1/jobs",
+            headers=headers,
+            json={"kind": "potting_lot_labels", "params": {"lot_ids": [1, 2]}},
+        )
         assert response.status_code == 202
 
     def test_only_the_tokens_hash_is_stored(self, app):
@@ -131,11 +141,17 @@ class TestTokensCreate:
 
     def test_two_tokens_are_different_and_both_work(self, app):
         run(app, "users", "create", "bot@example.com", "--password", "pw-bot")
-        tokens = [run(app, "tokens", "create", "bot@example.com").output.splitlines()[-1] for _ in range(2)]
+        tokens = [
+            run(app, "tokens", "create", "bot@example.com").output.splitlines()[-1]
+            for _ in range(2)
+        ]
         assert tokens[0] != tokens[1]
         client = app.test_client()
         for token in tokens:
-            assert client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            assert (
+                client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"}).status_code
+                == 200
+            )
 
     def test_an_unknown_email_is_an_error(self, app):
         result = run(app, "tokens", "create", "nobody@example.com")
@@ -162,17 +178,40 @@ class TestRealCommandLine:
 
     def _run(self, tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
         bin_dir = Path(sys.executable).parent
-        env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+        }
         env["PRESSROOM_DATA"] = str(tmp_path / "data")
-        return subprocess.run([str(bin_dir / argv[0]), *argv[1:]], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [str(bin_dir / argv[0]), *argv[1:]],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def test_flask_app_webapp_init_db_users_and_tokens(self, tmp_path):
         assert self._run(tmp_path, "flask", "--app", "webapp", "init-db").returncode == 0
-        created = self._run(tmp_path, "flask", "--app", "webapp", "users", "create",
-                            "ops@example.com", "--role", "admin", "--password", "pw-ops")
+        created = self._run(
+            tmp_path,
+            "flask",
+            "--app",
+            "webapp",
+            "users",
+            "create",
+            "ops@example.com",
+            "--role",
+            "admin",
+            "--password",
+            "pw-ops",
+        )
         assert created.returncode == 0, created.stderr
-        tokens = self._run(tmp_path, "flask", "--app", "webapp", "tokens", "create", "ops@example.com")
+        tokens = self._run(
+            tmp_path, "flask", "--app", "webapp", "tokens", "create", "ops@example.com"
+        )
         assert tokens.returncode == 0, tokens.stderr
         token = tokens.stdout.splitlines()[-1]
         assert token.startswith("prt_") and " " not in token

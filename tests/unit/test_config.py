@@ -14,8 +14,12 @@ from webapp import config as config_module
 from webapp import create_app
 from webapp.extensions import db
 
-ENV_KEYS = ("PRESSROOM_DATA", *config_module._INT_KEYS, *config_module._FLOAT_KEYS,
-            *config_module._STR_KEYS)
+ENV_KEYS = (
+    "PRESSROOM_DATA",
+    *config_module._INT_KEYS,
+    *config_module._FLOAT_KEYS,
+    *config_module._STR_KEYS,
+)
 
 
 @pytest.fixture
@@ -124,7 +128,9 @@ class TestSecretKey:
     def test_init_db_creates_the_key_once_and_every_app_reads_the_same(self, clean_env):
         data = clean_env / "data"
         app = self._app(data)
-        assert app.config["SECRET_KEY"] is None  # not made up at start (gunicorn workers would differ)
+        assert (
+            app.config["SECRET_KEY"] is None
+        )  # not made up at start (gunicorn workers would differ)
         apps = [app]
         try:
             assert app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0

@@ -17,6 +17,7 @@ from webapp.auth import create_token
 from webapp.downloads import content_disposition
 from webapp.extensions import db
 from webapp.jobs import artifacts
+from webapp.jobs.reaper import expire
 from webapp.models import Artifact, Job, Role, utcnow
 
 KIND = "potting_lot_labels"
@@ -37,8 +38,14 @@ def done(app, stub_worker) -> dict:
     with app.app_context():
         job = db.session.get(Job, job_id)
         path = artifacts.root() / job.artifact.path
-        return {"id": job_id, "token": token, "sha256": job.artifact.sha256, "name": job.file_name,
-                "data": path.read_bytes(), "path": path}
+        return {
+            "id": job_id,
+            "token": token,
+            "sha256": job.artifact.sha256,
+            "name": job.file_name,
+            "data": path.read_bytes(),
+            "path": path,
+        }
 
 
 def ui_url(info: dict) -> str:
@@ -58,9 +65,13 @@ def fetch(request, client, auth, done):
         def get(headers: dict | None = None):
             return client.get(ui_url(done), headers=headers or {})
     else:
+
         def get(headers: dict | None = None):
-            return client.get(api_url(done), headers={"Authorization": f"Bearer {done['token']}",
-                                                       **(headers or {})})
+            return client.get(
+                api_url(done),
+                headers={"Authorization": f"Bearer {done['token']}", **(headers or {})},
+            )
+
     return get
 
 
@@ -148,7 +159,7 @@ class TestStatesAndOwnership:
         with app.app_context():
             db.session.execute(sa.update(Artifact).values(expires_at=utcnow() - timedelta(days=1)))
             db.session.commit()
-            jobs.expire()
+            assert expire()["jobs"] == 1
         assert not done["path"].exists()
         auth.login()
         assert client.get(ui_url(done)).status_code == 410

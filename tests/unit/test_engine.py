@@ -1,4 +1,5 @@
-"""Job state transitions (DESIGN §3), driven through webapp.jobs only."""
+"""Job state transitions (DESIGN §3), driven through the engine's public modules: webapp.jobs
+(submit, cancel, retry), its lease (claim), runner and reaper."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from tests.conftest import add_user, join_all
 from webapp import jobs
 from webapp.extensions import db
 from webapp.jobs import artifacts
+from webapp.jobs.lease import claim
+from webapp.jobs.reaper import expire, reap
+from webapp.messages import Msg
 from webapp.models import Artifact, Job, JobStatus, Role, utcnow
 
 KIND = "potting_lot_labels"
@@ -56,7 +60,8 @@ class TestSubmit:
         assert before != after
 
     def test_another_users_identical_request_is_done_at_once_with_the_shared_file(
-            self, ctx, staff, lots, stub_worker):
+        self, ctx, staff, lots, stub_worker
+    ):
         first, _ = jobs.submit(staff, KIND, {"lot_ids": [1, 2]})
         stub_worker()
         other = add_user("other@example.com", role=Role.STAFF)
@@ -65,25 +70,65 @@ class TestSubmit:
         assert second.status == JobStatus.DONE and second.artifact_id == reload(first).artifact_id
         assert queued_messages(ctx) == []
 
-    @pytest.mark.parametrize("params, field", [
-        ({}, "lot_ids"),
-        ({"lot_ids": []}, "lot_ids"),
-        ({"lot_ids": ["1"]}, "lot_ids"),
-        ({"lot_ids": [999999]}, "lot_ids"),
-        ({"lot_ids": [1], "filter": {}}, "lot_ids"),
-        ({"lot_ids": [1], "copies": 0}, "copies"),
-        ({"lot_ids": [1], "layout": "a5"}, "layout"),
-        ({"lot_ids": [1], "layout": "a4_3x8", "start_position": 25}, "start_position"),
-        ({"filter": {"week": "48"}}, "filter.week"),
-        ({"filter": {"colour": "red"}}, "filter.colour"),
-        ({"filter": {"q": "no such plant anywhere"}}, "filter"),
-        ({"lot_ids": [1], "extra": 1}, "extra"),
-    ])
+    @pytest.mark.parametrize(
+        "params, field",
+        [
+            ({}, "lot_ids"),
+            ({"lot_ids": []}, "lot_ids"),
+            ({"lot_ids": ["1"]}, "lot_ids"),
+            ({"lot_ids": [999999]}, "lot_ids"),
+            ({"lot_ids": [1], "filter": {}}, "lot_ids"),
+            ({"lot_ids": [1], "copies": 0}, "copies"),
+            ({"lot_ids": [1], "layout": "a5"}, "layout"),
+            ({"lot_ids": [1], "layout": "a4_3x8", "start_position": 25}, "start_position"),
+            ({"filter": {"week": "48"}}, "filter.week"),
+            ({"filter": {"colour": "red"}}, "filter.colour"),
+            ({"filter": {"q": "no such plant anywhere"}}, "filter"),
+            ({"lot_ids": [1], "extra": 1}, "extra"),
+        ],
+    )
     def test_bad_params_are_refused_with_the_field_named(self, ctx, staff, lots, params, field):
         with pytest.raises(jobs.InvalidParams) as info:
             jobs.submit(staff, KIND, params)
-        assert info.value.field == field and info.value.message
+        assert list(info.value.fields) == [field]
+        assert info.value.fields[field] == info.value.msg and info.value.msg.english()
         assert db.session.scalar(sa.select(sa.func.count(Job.id))) == 0
+
+    @pytest.mark.parametrize(
+        "params, field, code, values",
+        [
+            ({"lot_ids": [1], "copies": 0}, "copies", "field_min", {"limit": 1}),
+            ({"lot_ids": [1], "copies": 101}, "copies", "field_max", {"limit": 100}),
+            ({"lot_ids": [1], "copies": True}, "copies", "field_integer", {}),
+            ({"lot_ids": [1], "copies": 1.0}, "copies", "field_integer", {}),
+            ({"lot_ids": [1], "offset_x": "1"}, "offset_x", "field_number", {}),
+            ({"lot_ids": [1], "extra": 1}, "extra", "field_unknown", {}),
+            (
+                {"lot_ids": [1], "layout": "a4_3x8", "start_position": 25},
+                "start_position",
+                "field_max",
+                {"limit": 24},
+            ),
+            (
+                {"filter": {"week": "2026-W60"}},
+                "filter.week",
+                "week_missing",
+                {"year": "2026", "week": 60},
+            ),
+            ({"lot_ids": [999999]}, "lot_ids", "unknown_lots", {"ids": "999999"}),
+        ],
+    )
+    def test_a_bad_field_carries_a_message_code_not_a_sentence(
+        self, ctx, staff, lots, params, field, code, values
+    ):
+        with pytest.raises(jobs.InvalidParams) as info:
+            jobs.submit(staff, KIND, params)
+        assert info.value.fields == {field: Msg(code, values)}
+
+    def test_a_list_item_of_the_wrong_type_is_the_lists_error(self, ctx, staff, lots):
+        with pytest.raises(jobs.InvalidParams) as info:
+            jobs.submit(staff, KIND, {"lot_ids": [1, "2", 3.5]})
+        assert info.value.fields == {"lot_ids": Msg("field_integer")}
 
     def test_a_batch_over_the_label_limit_is_refused_and_nothing_queued(self, make_app):
         app = make_app(MAX_LABELS=50)
@@ -104,15 +149,18 @@ class TestSubmit:
 class TestLease:
     def test_only_one_claim_wins_and_it_counts_an_attempt(self, ctx, staff, lots):
         job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
-        lease = jobs.claim(job.id)
+        lease = claim(job.id)
         assert lease is not None and lease.attempts == 1
-        assert jobs.claim(job.id) is None
-        assert reload(job).status == JobStatus.RUNNING and reload(job).worker
+        assert claim(job.id) is None
+        row = reload(job)
+        assert row.status == JobStatus.RUNNING and row.worker and row.attempts == 1
+        assert row.step == Msg("starting") and row.started_at and row.heartbeat_at
 
     def test_a_cancelled_job_makes_the_next_worker_write_fail(self, ctx, staff, lots):
         job, _ = jobs.submit(staff, KIND, {"lot_ids": [1, 2]})
-        lease = jobs.claim(job.id)
-        lease.progress(1, force=True)
+        lease = claim(job.id)
+        lease.progress(1, "drawing_labels", force=True)
+        assert reload(job).progress_done == 1 and reload(job).step == Msg("drawing_labels")
         jobs.cancel(reload(job))
         with pytest.raises(jobs.LeaseLost):
             lease.progress(2, force=True)
@@ -120,72 +168,90 @@ class TestLease:
 
     def test_a_requeued_job_rejects_the_old_workers_finish(self, ctx, staff, lots):
         job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
-        old = jobs.claim(job.id)
+        old = claim(job.id)
         db.session.execute(sa.update(Job).values(heartbeat_at=utcnow() - timedelta(hours=1)))
         db.session.commit()
-        assert jobs.reap()["requeued"] == 1
-        new = jobs.claim(job.id)
+        assert reap()["requeued"] == 1
+        new = claim(job.id)
         assert new.attempts == 2
         tmp = old.temp_path()
         tmp.write_bytes(b"%PDF-1.4 stale")
         with pytest.raises(jobs.LeaseLost):
-            old.finish(tmp)
+            old.finish(tmp, "application/pdf")
         assert reload(job).status == JobStatus.RUNNING and reload(job).artifact_id is None
 
     def test_transient_errors_retry_with_backoff_until_attempts_run_out(self, ctx, staff, lots):
         job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
+        busy = Msg("unexpected", {"reason": "mail server busy"})
         for attempt in (1, 2):
-            lease = jobs.claim(job.id)
+            lease = claim(job.id)
             assert lease.attempts == attempt
-            lease.retry_later("mail server busy")
+            lease.retry_later(busy)
             row = reload(job)
-            assert row.status == JobStatus.QUEUED and "mail server busy" in row.error
+            assert row.status == JobStatus.QUEUED and row.error == busy
+            assert row.step_code == "retrying_in" and set(row.step_params) == {"seconds"}
             assert row.sent_at > utcnow()  # the delayed send is not due yet
-        lease = jobs.claim(job.id)
-        lease.retry_later("mail server busy")
+        lease = claim(job.id)
+        lease.retry_later(busy)
         row = reload(job)
-        assert row.status == JobStatus.FAILED and "gave up after 3 attempts" in row.error
+        assert row.status == JobStatus.FAILED
+        assert row.error == Msg("unexpected", {"reason": "mail server busy", "attempts": 3})
+        assert row.error.english() == (
+            "Unexpected error: mail server busy (gave up after 3 attempts)"
+        )
 
     def test_a_permanent_error_fails_at_once(self, ctx, staff, lots):
         job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
-        jobs.claim(job.id).fail("Potting lot #1 was deleted.")
+        claim(job.id).fail(Msg("lot_deleted", {"id": 1}))
         row = reload(job)
         assert row.status == JobStatus.FAILED and row.attempts == 1 and row.finished_at
+        assert (row.error_code, row.error_params) == ("lot_deleted", {"id": 1})  # no sentence
+        assert row.error.english() == (
+            "Potting lot #1 was deleted after this job was started; print the labels again."
+        )
 
 
 class TestReaper:
     def test_a_silent_running_job_is_requeued_and_sent_again(self, ctx, staff, lots):
         job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
-        jobs.claim(job.id)
+        claim(job.id)
         db.session.execute(sa.update(Job).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
         db.session.commit()
         before = len(queued_messages(ctx))
-        assert jobs.reap() == {"requeued": 1, "failed": 0, "resent": 0}
-        assert reload(job).status == JobStatus.QUEUED
+        assert reap() == {"requeued": 1, "failed": 0, "resent": 0, "outbox": 0}
+        row = reload(job)
+        assert row.status == JobStatus.QUEUED and row.error == Msg("worker_silent")
+        assert row.step == Msg("waiting") and row.worker is None
         assert len(queued_messages(ctx)) == before + 1
 
     def test_a_job_whose_local_worker_process_is_gone_is_requeued_at_once(self, ctx, staff, lots):
         import socket
 
         job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
-        jobs.claim(job.id)
+        claim(job.id)
         db.session.execute(sa.update(Job).values(worker=f"{socket.gethostname()}:999999999"))
         db.session.commit()
-        assert jobs.reap()["requeued"] == 1
+        assert reap()["requeued"] == 1
+        assert reload(job).error == Msg("worker_stopped")
 
     def test_a_crashed_job_out_of_attempts_fails(self, ctx, staff, lots):
         job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
-        jobs.claim(job.id)
-        db.session.execute(sa.update(Job).values(attempts=3, heartbeat_at=utcnow() - timedelta(hours=1)))
+        claim(job.id)
+        db.session.execute(
+            sa.update(Job).values(attempts=3, heartbeat_at=utcnow() - timedelta(hours=1))
+        )
         db.session.commit()
-        assert jobs.reap()["failed"] == 1
-        assert "Gave up after 3 attempts" in reload(job).error
+        assert reap()["failed"] == 1
+        row = reload(job)
+        assert row.status == JobStatus.FAILED
+        assert row.error == Msg("worker_silent", {"attempts": 3})
+        assert "(gave up after 3 attempts)" in row.error.english()
 
     def test_queued_jobs_never_sent_are_sent(self, ctx, staff, lots):
         job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
         db.session.execute(sa.update(Job).values(sent_at=None))
         db.session.commit()
-        assert jobs.reap()["resent"] == 1
+        assert reap()["resent"] == 1
         assert reload(job).sent_at is not None
 
 
@@ -209,14 +275,16 @@ class TestUserActions:
         with pytest.raises(jobs.Conflict):
             jobs.retry(job)
 
-    def test_retention_expires_the_file_and_regenerate_brings_it_back(self, ctx, staff, lots, stub_worker):
+    def test_retention_expires_the_file_and_regenerate_brings_it_back(
+        self, ctx, staff, lots, stub_worker
+    ):
         job, _ = jobs.submit(staff, KIND, {"lot_ids": [1]})
         stub_worker()
         path = artifacts.root() / reload(job).artifact.path
         assert path.exists()
         db.session.execute(sa.update(Artifact).values(expires_at=utcnow() - timedelta(seconds=1)))
         db.session.commit()
-        assert jobs.expire()["files"] == 1
+        assert expire()["files"] == 1
         assert reload(job).status == JobStatus.EXPIRED and not path.exists()
         jobs.retry(reload(job))
         stub_worker()
@@ -247,7 +315,10 @@ class TestBigBatches:
             row = reload(job)
             assert row.status == JobStatus.DONE, row.error
             assert row.progress_done == row.progress_total == 80
-            assert db.session.scalar(sa.select(sa.func.count(Job.id)).where(Job.parent_id == job.id)) == 0
+            assert (
+                db.session.scalar(sa.select(sa.func.count(Job.id)).where(Job.parent_id == job.id))
+                == 0
+            )
             pdf = pypdfium2.PdfDocument(str(artifacts.root() / row.artifact.path))
             try:
                 assert len(pdf) == 80
@@ -255,7 +326,9 @@ class TestBigBatches:
             finally:
                 pdf.close()
             numbers = (row.summary["first"], row.summary["last"])
-            assert numbers[0] in texts[0] and numbers[0] in texts[1]  # two copies, then the next lot
+            assert (
+                numbers[0] in texts[0] and numbers[0] in texts[1]
+            )  # two copies, then the next lot
             assert numbers[0] not in texts[2] and numbers[1] in texts[3]
 
 
@@ -266,13 +339,14 @@ class TestFairness:
         app = make_app(CHUNK_LABELS=10)
         with app.app_context():
             import workers.actors as actors
-            from webapp.jobs.engine import BULK_QUEUE, QUEUE
+            from webapp.jobs.queues import BULK_QUEUE, QUEUE
+            from webapp.jobs.runner import run
             from webapp.nursery.demo import seed_lots
 
             staff = add_user()
             seed_lots(30)
             job, _ = jobs.submit(staff, KIND, {"filter": {}})
-            jobs.run(job.id)  # the parent's message: it splits
+            run(job.id)  # the parent's message: it splits
             broker = app.extensions["pressroom.broker"]
             chunk_messages = [m.decode() for m in broker.queues[BULK_QUEUE].queue]
             assert len(chunk_messages) == 3 and all("render_chunk" in m for m in chunk_messages)

@@ -3,6 +3,7 @@ weekday of the job's creation date in the configured time zone (TZ, default Euro
 
 from __future__ import annotations
 
+import importlib
 import re
 from datetime import datetime
 
@@ -21,23 +22,29 @@ def name_for(created_utc: str) -> str:
 class TestIsoWeekName:
     """Around ISO year boundaries the ISO year differs from the calendar year."""
 
-    @pytest.mark.parametrize("created_utc, expected", [
-        ("2026-11-23 08:00", "oppotpartijen_26W48-1.pdf"),  # DESIGN's own example
-        ("2026-01-01 12:00", "oppotpartijen_26W01-4.pdf"),  # Thursday: week 1 of 2026
-        ("2027-01-01 12:00", "oppotpartijen_26W53-5.pdf"),  # Friday: still week 53 of 2026
-        ("2024-12-30 12:00", "oppotpartijen_25W01-1.pdf"),  # Monday: already week 1 of 2025
-        ("2021-01-03 12:00", "oppotpartijen_20W53-7.pdf"),  # Sunday: week 53 of 2020
-        ("2026-03-29 00:30", "oppotpartijen_26W13-7.pdf"),  # the night summer time starts
-    ])
+    @pytest.mark.parametrize(
+        "created_utc, expected",
+        [
+            ("2026-11-23 08:00", "oppotpartijen_26W48-1.pdf"),  # DESIGN's own example
+            ("2026-01-01 12:00", "oppotpartijen_26W01-4.pdf"),  # Thursday: week 1 of 2026
+            ("2027-01-01 12:00", "oppotpartijen_26W53-5.pdf"),  # Friday: still week 53 of 2026
+            ("2024-12-30 12:00", "oppotpartijen_25W01-1.pdf"),  # Monday: already week 1 of 2025
+            ("2021-01-03 12:00", "oppotpartijen_20W53-7.pdf"),  # Sunday: week 53 of 2020
+            ("2026-03-29 00:30", "oppotpartijen_26W13-7.pdf"),  # the night summer time starts
+        ],
+    )
     def test_the_name_uses_iso_year_week_and_weekday(self, ctx, created_utc, expected):
         assert name_for(created_utc) == expected
 
-    @pytest.mark.parametrize("created_utc, expected", [
-        ("2026-11-29 23:30", "oppotpartijen_26W49-1.pdf"),  # Sunday in UTC, Monday 00:30 CET
-        ("2026-06-28 22:30", "oppotpartijen_26W27-1.pdf"),  # Sunday in UTC, Monday 00:30 CEST
-        ("2026-12-31 23:30", "oppotpartijen_26W53-5.pdf"),  # 2027-01-01 00:30 in Amsterdam
-        ("2020-12-31 23:30", "oppotpartijen_20W53-5.pdf"),
-    ])
+    @pytest.mark.parametrize(
+        "created_utc, expected",
+        [
+            ("2026-11-29 23:30", "oppotpartijen_26W49-1.pdf"),  # Sunday in UTC, Monday 00:30 CET
+            ("2026-06-28 22:30", "oppotpartijen_26W27-1.pdf"),  # Sunday in UTC, Monday 00:30 CEST
+            ("2026-12-31 23:30", "oppotpartijen_26W53-5.pdf"),  # 2027-01-01 00:30 in Amsterdam
+            ("2020-12-31 23:30", "oppotpartijen_20W53-5.pdf"),
+        ],
+    )
     def test_the_date_is_taken_in_amsterdam_not_in_utc(self, ctx, created_utc, expected):
         assert name_for(created_utc) == expected
 
@@ -48,11 +55,14 @@ class TestIsoWeekName:
         with app.app_context():
             assert name_for("2026-11-29 23:30") == "oppotpartijen_26W49-1.pdf"
 
-    @pytest.mark.parametrize("tz, expected", [
-        ("UTC", "oppotpartijen_26W48-7.pdf"),
-        ("America/New_York", "oppotpartijen_26W48-7.pdf"),
-        ("Asia/Tokyo", "oppotpartijen_26W49-1.pdf"),
-    ])
+    @pytest.mark.parametrize(
+        "tz, expected",
+        [
+            ("UTC", "oppotpartijen_26W48-7.pdf"),
+            ("America/New_York", "oppotpartijen_26W48-7.pdf"),
+            ("Asia/Tokyo", "oppotpartijen_26W49-1.pdf"),
+        ],
+    )
     def test_another_configured_time_zone_is_used(self, make_app, tz, expected):
         app = make_app(TZ=tz)
         with app.app_context():
@@ -69,10 +79,10 @@ class TestSubmittedJobs:
     """A submitted job is named from its own creation time, and the API shows that name."""
 
     def test_a_job_submitted_late_on_sunday_utc_is_named_for_monday(self, app, monkeypatch):
-        from webapp.jobs import engine
+        submit = importlib.import_module("webapp.jobs.submit")  # the module, not jobs.submit()
         from webapp.nursery.demo import seed_lots
 
-        monkeypatch.setattr(engine, "utcnow", lambda: datetime(2026, 11, 29, 23, 45))
+        monkeypatch.setattr(submit, "utcnow", lambda: datetime(2026, 11, 29, 23, 45))
         with app.app_context():
             staff = add_user()
             seed_lots(2)
@@ -82,20 +92,28 @@ class TestSubmittedJobs:
 
     def test_the_download_and_the_api_use_the_jobs_name(self, app, stub_worker, monkeypatch):
         from webapp.auth import create_token
-        from webapp.jobs import engine
+
+        submit = importlib.import_module("webapp.jobs.submit")  # the module, not jobs.submit()
         from webapp.nursery.demo import seed_lots
 
-        monkeypatch.setattr(engine, "utcnow", lambda: datetime(2027, 1, 1, 9, 0))
+        monkeypatch.setattr(submit, "utcnow", lambda: datetime(2027, 1, 1, 9, 0))
         with app.app_context():
             staff = add_user()
             seed_lots(1)
             token = create_token(staff)
         client = app.test_client()
         headers = {"Authorization": f"Bearer {token}"}
-        job = client.post("/api/v1/jobs", headers=headers,
-                          json={"kind": "potting_lot_labels", "params": {"lot_ids": [1]}}).get_json()
+        job = client.post(
+            "/api/v1/jobs",
+            headers=headers,
+            json={"kind": "potting_lot_labels", "params": {"lot_ids": [1]}},
+        ).get_json()
         stub_worker()
         body = client.get(f"/api/v1/jobs/{job['id']}", headers=headers).get_json()
         assert body["file"]["name"] == "oppotpartijen_26W53-5.pdf"
-        response = client.get(body["file"]["url"].removeprefix(app.config["SITE_URL"]), headers=headers)
-        assert re.search(r'filename="?oppotpartijen_26W53-5\.pdf"?;', response.headers["Content-Disposition"])
+        response = client.get(
+            body["file"]["url"].removeprefix(app.config["SITE_URL"]), headers=headers
+        )
+        assert re.search(
+            r'filename="?oppotpartijen_26W53-5\.pdf"?;', response.headers["Content-Disposition"]
+        )

@@ -15,23 +15,32 @@ from webapp.extensions import db
 from webapp.models import PottingLot
 
 HEADER = "lot_number,plant_name,pot_size,quantity,potting_date,location,customer"
-GOOD = "\n".join([
-    HEADER,
-    "P2648-001,Hydrangea macrophylla 'Bodensee',P9,120,2026-11-23,Kas 1 – tafel 04,Tuincentrum De Oosteinde",
-    "P2648-002,Rosa 'Königin von Dänemark',12,48,2026-11-24,Buitenveld A,",
-    '"P2648-003","Euonymus fortunei \'Emerald \'\'n\'\' Gold\', bont",C2,36,2026-11-25,Schaduwhal,"Gärtnerei Müller & Söhne"',
-]) + "\n"
+GOOD = (
+    "\n".join(
+        [
+            HEADER,
+            "P2648-001,Hydrangea macrophylla 'Bodensee',P9,120,2026-11-23,Kas 1 – tafel 04,Tuincentrum De Oosteinde",
+            "P2648-002,Rosa 'Königin von Dänemark',12,48,2026-11-24,Buitenveld A,",
+            "\"P2648-003\",\"Euonymus fortunei 'Emerald ''n'' Gold', bont\",C2,36,2026-11-25,Schaduwhal,\"Gärtnerei Müller & Söhne\"",
+        ]
+    )
+    + "\n"
+)
 
 
 def snapshot(app) -> list[tuple]:
     with app.app_context():
-        return [lot.label_fields() for lot in
-                db.session.scalars(sa.select(PottingLot).order_by(PottingLot.lot_number))]
+        return [
+            lot.label_fields()
+            for lot in db.session.scalars(sa.select(PottingLot).order_by(PottingLot.lot_number))
+        ]
 
 
 def lot(app, number: str) -> PottingLot:
     with app.app_context():
-        found = db.session.scalars(sa.select(PottingLot).where(PottingLot.lot_number == number)).one()
+        found = db.session.scalars(
+            sa.select(PottingLot).where(PottingLot.lot_number == number)
+        ).one()
         db.session.expunge(found)
         return found
 
@@ -54,9 +63,12 @@ class Importer:
             path.write_bytes(raw)
             result = self.app.test_cli_runner().invoke(args=["potting-lots", "import", str(path)])
             return result.exit_code == 0, result.output
-        response = self.client.post("/nursery/potting-lots/import",
-                                    data={"file": (io.BytesIO(raw), "lots.csv")},
-                                    content_type="multipart/form-data", follow_redirects=True)
+        response = self.client.post(
+            "/nursery/potting-lots/import",
+            data={"file": (io.BytesIO(raw), "lots.csv")},
+            content_type="multipart/form-data",
+            follow_redirects=True,
+        )
         text = response.get_data(as_text=True)
         assert response.status_code == 200, text
         ok = "Nothing was imported" not in text and "Imported" in text
@@ -88,12 +100,24 @@ class TestGoodFiles:
     @pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["no-bom", "bom"])
     @pytest.mark.parametrize("separator", [",", ";"])
     @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
-    def test_bom_separator_and_line_ends_as_spreadsheets_save_them(self, app, do_import, bom,
-                                                                   separator, newline):
-        rows = [HEADER.replace(",", separator),
-                separator.join(["A-1", "Lavandula 'Hidcote'", "P10,5" if separator == ";" else "P10.5",
-                                "24", "2026-11-23", "Kas 2", ""]),
-                separator.join(["A-2", "Salvia", "17", "60", "2026-11-24", "Kas 3", "Hovenier Ünal"])]
+    def test_bom_separator_and_line_ends_as_spreadsheets_save_them(
+        self, app, do_import, bom, separator, newline
+    ):
+        rows = [
+            HEADER.replace(",", separator),
+            separator.join(
+                [
+                    "A-1",
+                    "Lavandula 'Hidcote'",
+                    "P10,5" if separator == ";" else "P10.5",
+                    "24",
+                    "2026-11-23",
+                    "Kas 2",
+                    "",
+                ]
+            ),
+            separator.join(["A-2", "Salvia", "17", "60", "2026-11-24", "Kas 3", "Hovenier Ünal"]),
+        ]
         ok, message = do_import(bom + newline.join(rows).encode() + newline.encode())
         assert ok, message
         assert lot(app, "A-1").lot_number == "A-1"  # the BOM is not part of the first column
@@ -101,8 +125,10 @@ class TestGoodFiles:
         assert lot(app, "A-2").customer == "Hovenier Ünal"
 
     def test_the_header_may_be_in_any_order_and_case(self, app, do_import):
-        data = ("Customer,LOT_NUMBER,plant_name,pot_size,quantity,potting_date,location\n"
-                ",B-1,Buxus,P9,10,2026-01-05,Kas 1\n")
+        data = (
+            "Customer,LOT_NUMBER,plant_name,pot_size,quantity,potting_date,location\n"
+            ",B-1,Buxus,P9,10,2026-01-05,Kas 1\n"
+        )
         ok, message = do_import(data)
         assert ok, message
         assert lot(app, "B-1").plant_name == "Buxus"
@@ -110,7 +136,10 @@ class TestGoodFiles:
     def test_import_upserts_by_lot_number(self, app, do_import):
         do_import(GOOD)
         before = lot(app, "P2648-001")
-        changed = GOOD.replace(",120,", ",240,") + "P2648-004,Sedum 'Herbstfreude',P9,24,2026-11-26,Kas 3,\n"
+        changed = (
+            GOOD.replace(",120,", ",240,")
+            + "P2648-004,Sedum 'Herbstfreude',P9,24,2026-11-26,Kas 3,\n"
+        )
         ok, message = do_import(changed)
         assert ok, message
         assert "1 new" in message and "1 updated" in message and "2 unchanged" in message
@@ -136,33 +165,46 @@ class TestBadFiles:
         return snapshot(app)
 
     def test_a_bad_row_is_reported_with_its_line_and_the_table_is_unchanged(
-            self, app, do_import, existing):
+        self, app, do_import, existing
+    ):
         first_existing = existing[0][1]
-        data = "\n".join([
-            HEADER,
-            f"{first_existing},Changed name,P9,1,2026-11-23,Kas 1,",  # would update a lot …
-            "N-1,New plant,P9,5,2026-11-23,Kas 1,",  # … and add one,
-            "N-2,Broken plant,P9,many,2026-11-23,Kas 1,",  # but line 4 is wrong
-        ]) + "\n"
+        data = (
+            "\n".join(
+                [
+                    HEADER,
+                    f"{first_existing},Changed name,P9,1,2026-11-23,Kas 1,",  # would update a lot …
+                    "N-1,New plant,P9,5,2026-11-23,Kas 1,",  # … and add one,
+                    "N-2,Broken plant,P9,many,2026-11-23,Kas 1,",  # but line 4 is wrong
+                ]
+            )
+            + "\n"
+        )
         ok, message = do_import(data)
         assert not ok
         assert "line 4" in message and "quantity" in message and "many" in message
         assert snapshot(app) == existing
 
     def test_every_bad_row_is_listed(self, app, do_import, existing):
-        data = "\n".join([
-            HEADER,
-            "N-1,,P9,5,2026-11-23,Kas 1,",
-            "N-2,Plant,P9,5,23-11-2026,Kas 1,",
-            "N-3,Plant,P9,-1,2026-11-23,Kas 1,",
-            "N-1,Plant,P9,5,2026-11-23,Kas 1,",
-        ]) + "\n"
+        data = (
+            "\n".join(
+                [
+                    HEADER,
+                    "N-1,,P9,5,2026-11-23,Kas 1,",
+                    "N-2,Plant,P9,5,23-11-2026,Kas 1,",
+                    "N-3,Plant,P9,-1,2026-11-23,Kas 1,",
+                    "N-1,Plant,P9,5,2026-11-23,Kas 1,",
+                ]
+            )
+            + "\n"
+        )
         ok, message = do_import(data)
         assert not ok
         assert "line 2" in message and "plant_name" in message
         assert "line 3" in message and "potting_date" in message
         assert "line 4" in message and "quantity" in message
-        assert "line 5" in message and "line 2" in message.split("line 5", 1)[1]  # duplicate of line 2
+        assert (
+            "line 5" in message and "line 2" in message.split("line 5", 1)[1]
+        )  # duplicate of line 2
         assert snapshot(app) == existing
 
     def test_a_missing_column_is_reported_on_line_one(self, app, do_import, existing):
@@ -188,8 +230,9 @@ class TestBadFiles:
         assert not ok and "line 2" in message and "pot_size" in message
         assert snapshot(app) == existing
 
-
-    def test_a_line_the_csv_module_cannot_read_is_reported_not_a_crash(self, app, do_import, existing):
+    def test_a_line_the_csv_module_cannot_read_is_reported_not_a_crash(
+        self, app, do_import, existing
+    ):
         huge = "x" * 140_000  # over the csv module's field size limit
         ok, message = do_import(HEADER + f'\nL-1,"{huge}",P9,5,2026-11-23,Kas 1,\n')
         assert not ok and "line 2" in message and "cannot be read" in message
@@ -207,7 +250,9 @@ class TestCliExitCodes:
         assert "line 2" in result.stderr and "Nothing was imported" in result.stderr
 
     def test_a_missing_file_is_a_usage_error(self, app, tmp_path):
-        result = app.test_cli_runner().invoke(args=["potting-lots", "import", str(tmp_path / "no.csv")])
+        result = app.test_cli_runner().invoke(
+            args=["potting-lots", "import", str(tmp_path / "no.csv")]
+        )
         assert result.exit_code == 2
 
 
@@ -230,15 +275,19 @@ class TestImportForm:
             add_user()
         auth.login()
         response = client.post("/nursery/potting-lots/import", data={})
-        assert response.status_code == 200 and "Choose a CSV file" in response.get_data(as_text=True)
+        assert response.status_code == 200 and "Choose a CSV file" in response.get_data(
+            as_text=True
+        )
 
     def test_a_good_upload_goes_to_the_table_with_a_message(self, app, client, auth):
         with app.app_context():
             add_user()
         auth.login()
-        response = client.post("/nursery/potting-lots/import",
-                               data={"file": (io.BytesIO(GOOD.encode()), "lots.csv")},
-                               content_type="multipart/form-data")
+        response = client.post(
+            "/nursery/potting-lots/import",
+            data={"file": (io.BytesIO(GOOD.encode()), "lots.csv")},
+            content_type="multipart/form-data",
+        )
         assert response.status_code == 303
         assert response.headers["Location"].endswith("/nursery/potting-lots")
         page = client.get(response.headers["Location"]).get_data(as_text=True)
@@ -249,9 +298,11 @@ class TestImportForm:
             add_user()
         auth.login()
         data = HEADER + "\nL-1,Buxus,P9,<script>alert(1)</script>,2026-11-23,Kas 1,\n"
-        response = client.post("/nursery/potting-lots/import",
-                               data={"file": (io.BytesIO(data.encode()), "lots.csv")},
-                               content_type="multipart/form-data")
+        response = client.post(
+            "/nursery/potting-lots/import",
+            data={"file": (io.BytesIO(data.encode()), "lots.csv")},
+            content_type="multipart/form-data",
+        )
         text = response.get_data(as_text=True)
         assert "<script>alert(1)</script>" not in text and "&lt;script&gt;" in text
 
@@ -262,7 +313,9 @@ class TestImportForm:
         client = app.test_client()
         client.post("/login", data={"email": "staff@example.com", "password": "pw-staff"})
         big = (HEADER + "\n" + "L-1,Buxus,P9,1,2026-11-23,Kas 1,\n" * 200).encode()
-        response = client.post("/nursery/potting-lots/import",
-                               data={"file": (io.BytesIO(big), "lots.csv")},
-                               content_type="multipart/form-data")
+        response = client.post(
+            "/nursery/potting-lots/import",
+            data={"file": (io.BytesIO(big), "lots.csv")},
+            content_type="multipart/form-data",
+        )
         assert response.status_code == 413

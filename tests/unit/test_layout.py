@@ -45,7 +45,7 @@ class TestPresets:
         layout = PRESETS[key]
         boxes = [layout.place(slot)[1:] for slot in range(layout.per_page)]
         for (x1, y1), (x2, y2) in itertools.combinations(boxes, 2):
-            apart = (abs(x1 - x2) >= layout.label_w - 1e-9 or abs(y1 - y2) >= layout.label_h - 1e-9)
+            apart = abs(x1 - x2) >= layout.label_w - 1e-9 or abs(y1 - y2) >= layout.label_h - 1e-9
             assert apart, f"labels at {(x1, y1)} and {(x2, y2)} overlap"
 
 
@@ -107,11 +107,18 @@ class TestPartBounds:
 
     def test_a_roll_batch_is_cut_into_equal_parts(self):
         assert part_bounds(2500, PRESETS["roll_62x29"], 1, 1000) == [
-            (0, 1000), (1000, 2000), (2000, 2500)]
+            (0, 1000),
+            (1000, 2000),
+            (2000, 2500),
+        ]
 
     def test_sheet_parts_hold_whole_sheets(self):
         # 1000 labels per part on 24-label sheets: 41 sheets (984 labels) per part.
-        assert part_bounds(2000, PRESETS["a4_3x8"], 1, 1000) == [(0, 984), (984, 1968), (1968, 2000)]
+        assert part_bounds(2000, PRESETS["a4_3x8"], 1, 1000) == [
+            (0, 984),
+            (984, 1968),
+            (1968, 2000),
+        ]
 
     def test_the_start_position_shortens_the_first_part_by_the_skipped_slots(self):
         bounds = part_bounds(2000, PRESETS["a4_3x8"], 5, 1000)
@@ -124,7 +131,8 @@ class TestPartBounds:
     @pytest.mark.parametrize("key", list(PRESETS))
     def test_parts_cover_every_label_once_and_start_on_a_page(self, key):
         layout = PRESETS[key]
-        for total, per_part in itertools.product((1, 23, 24, 25, 999, 1000, 1001, 10_000),
-                                                 (7, 24, 100, 1000)):
+        for total, per_part in itertools.product(
+            (1, 23, 24, 25, 999, 1000, 1001, 10_000), (7, 24, 100, 1000)
+        ):
             for start_position in sorted({1, 2, layout.per_page}):
                 _check_parts(total, layout, start_position, per_part)

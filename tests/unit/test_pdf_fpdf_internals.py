@@ -36,10 +36,13 @@ def operators(instructions) -> list[str]:
 
 
 def dark_runs(payload: str) -> int:
-    image = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode,
-                                    ec_level="M").to_image(scale=1, add_quiet_zones=False)
-    return sum(len(re.findall(rb"\x00+", bytes(image)[y * image.shape[1]:(y + 1) * image.shape[1]]))
-               for y in range(image.shape[0]))
+    image = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode, ec_level="M").to_image(
+        scale=1, add_quiet_zones=False
+    )
+    return sum(
+        len(re.findall(rb"\x00+", bytes(image)[y * image.shape[1] : (y + 1) * image.shape[1]]))
+        for y in range(image.shape[0])
+    )
 
 
 class TestPin:
@@ -78,7 +81,7 @@ class TestOut:
         ops = operators(content_of(tmp_path / "q.pdf"))
         start = ops.index("cm")
         end = ops.index("Q", start)
-        path = ops[start + 1:end]
+        path = ops[start + 1 : end]
         assert path[-1] == "f" and set(path[:-1]) == {"re"}  # one path, filled once
         assert len(path) - 1 == dark_runs("P2648-00001")
 
@@ -97,7 +100,7 @@ class TestLabelContent:
         ops = operators(content_of(path))
         first, last = ops.index("re"), len(ops) - 1 - ops[::-1].index("re")
         assert ops[last + 1] == "f"
-        assert set(ops[first:last + 1]) == {"re"}
+        assert set(ops[first : last + 1]) == {"re"}
         assert ops.count("re") == dark_runs("P2648-00001") and ops.count("f") == 1
 
     def test_text_is_encoded_exactly_as_fpdf2s_public_text_method_does(self, tmp_path):
@@ -113,8 +116,11 @@ class TestLabelContent:
         pdf.set_font(FAMILY, "", 8)
         pdf.text(5, 20, text)
         pdf.output(str(tmp_path / "public.pdf"))
-        public = [bytes(i.operands[0]) for i in content_of(tmp_path / "public.pdf")
-                  if str(i.operator) == "Tj"]
+        public = [
+            bytes(i.operands[0])
+            for i in content_of(tmp_path / "public.pdf")
+            if str(i.operator) == "Tj"
+        ]
         assert ours == public
 
     def test_the_font_resources_the_text_names_are_the_embedded_noto_fonts(self, tmp_path):
@@ -146,8 +152,11 @@ class TestFontCopies:
         pdf.set_creation_date(CREATED.replace(tzinfo=UTC))
         register(pdf)
         pdf.add_page()
-        for style, text in (("B", "P2648-00001 Ø"), ("", "Łąkowski “Øresund” € ß Кириллица"),
-                            ("", "Hydrangea macrophylla 'Bodensee'")):
+        for style, text in (
+            ("B", "P2648-00001 Ø"),
+            ("", "Łąkowski “Øresund” € ß Кириллица"),
+            ("", "Hydrangea macrophylla 'Bodensee'"),
+        ):
             pdf.set_font(FAMILY, style, 10)
             pdf.text(5, 10, text)
         return bytes(pdf.output())

@@ -26,15 +26,24 @@ from webapp.pdf.layout import PRESETS, part_bounds
 MM = 72 / 25.4
 DPI = 203  # the label printers' resolution
 CREATED = datetime(2026, 11, 23, 9, 30)
-LONG_NAME = ("Rhododendron yakushimanum × degronianum subsp. heptamerum 'Koichiro Wada' "
-             "Grandiflorum Compactum Superbum Nanum Variegatum Aureomarginatum Pendulum "
-             "Fastigiatum Prostratum Select from the Royal Horticultural Society trials")
+LONG_NAME = (
+    "Rhododendron yakushimanum × degronianum subsp. heptamerum 'Koichiro Wada' "
+    "Grandiflorum Compactum Superbum Nanum Variegatum Aureomarginatum Pendulum "
+    "Fastigiatum Prostratum Select from the Royal Horticultural Society trials"
+)
 
 
 def labels(count: int, name: str = "Hydrangea macrophylla 'Bodensee'") -> list[LabelData]:
-    return [LabelData(title=f"P2648-{n:05d}", qr=f"P2648-{n:05d}", name=name,
-                      details="P9 · 48× · 2026-W48", lines=("Kas 1 – tafel 04", "Hovenier Ünal"))
-            for n in range(1, count + 1)]
+    return [
+        LabelData(
+            title=f"P2648-{n:05d}",
+            qr=f"P2648-{n:05d}",
+            name=name,
+            details="P9 · 48× · 2026-W48",
+            lines=("Kas 1 – tafel 04", "Hovenier Ünal"),
+        )
+        for n in range(1, count + 1)
+    ]
 
 
 def render(path: Path, items: list[LabelData], layout: str = "roll_62x29", **options) -> Path:
@@ -82,8 +91,16 @@ def _chars(page: pypdfium2.PdfPage) -> list[tuple[str, float, float, float, floa
             continue
         left, bottom, right, top = text.get_charbox(i)
         pdfium_c.FPDFText_GetCharOrigin(text.raw, i, ctypes.byref(x), ctypes.byref(y))
-        boxes.append((char, left / MM, (height - top) / MM, right / MM, (height - bottom) / MM,
-                      (height - y.value) / MM))
+        boxes.append(
+            (
+                char,
+                left / MM,
+                (height - top) / MM,
+                right / MM,
+                (height - bottom) / MM,
+                (height - y.value) / MM,
+            )
+        )
     return boxes
 
 
@@ -98,12 +115,20 @@ def label_image(page: pypdfium2.PdfPage, layout_key: str, cell: int, image=None)
     image = image or page_image(page)
     _, x, y = layout.place(cell)
     px = DPI / 25.4
-    return image.crop((round(x * px), round(y * px), round((x + layout.label_w) * px),
-                       round((y + layout.label_h) * px)))
+    return image.crop(
+        (
+            round(x * px),
+            round(y * px),
+            round((x + layout.label_w) * px),
+            round((y + layout.label_h) * px),
+        )
+    )
 
 
 def decoded(image) -> list[str]:
-    return [code.text for code in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)]
+    return [
+        code.text for code in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+    ]
 
 
 class TestPages:
@@ -122,9 +147,19 @@ class TestPages:
     def test_a_roll_has_one_page_per_label(self, tmp_path, key):
         assert len(open_pdf(render(tmp_path / "l.pdf", labels(7), key))) == 7
 
-    @pytest.mark.parametrize(("key", "count", "start"), [
-        ("a4_3x8", 24, 1), ("a4_3x8", 25, 1), ("a4_3x8", 20, 5), ("a4_3x8", 21, 5),
-        ("a4_3x8", 1, 24), ("a4_3x8", 2, 24), ("a4_2x7", 30, 3), ("a4_2x7", 14, 1)])
+    @pytest.mark.parametrize(
+        ("key", "count", "start"),
+        [
+            ("a4_3x8", 24, 1),
+            ("a4_3x8", 25, 1),
+            ("a4_3x8", 20, 5),
+            ("a4_3x8", 21, 5),
+            ("a4_3x8", 1, 24),
+            ("a4_3x8", 2, 24),
+            ("a4_2x7", 30, 3),
+            ("a4_2x7", 14, 1),
+        ],
+    )
     def test_sheets_hold_the_labels_after_the_start_position(self, tmp_path, key, count, start):
         pdf = open_pdf(render(tmp_path / "l.pdf", labels(count), key, start_position=start))
         assert len(pdf) == math.ceil((count + start - 1) / PRESETS[key].per_page)
@@ -136,14 +171,19 @@ class TestPages:
 class TestPlacement:
     """Start position on a partly used sheet, and the printer offset."""
 
-    def test_the_first_label_goes_to_the_start_position_and_earlier_cells_stay_empty(self, tmp_path):
+    def test_the_first_label_goes_to_the_start_position_and_earlier_cells_stay_empty(
+        self, tmp_path
+    ):
         pdf = open_pdf(render(tmp_path / "l.pdf", labels(3), "a4_3x8", start_position=5))
         page = pdf[0]
         layout = PRESETS["a4_3x8"]
         for cell in range(4):
             _, x, y = layout.place(cell)
-            inside = [c for c, left, top, *_ in char_boxes(page)
-                      if x <= left < x + layout.label_w and y <= top < y + layout.label_h]
+            inside = [
+                c
+                for c, left, top, *_ in char_boxes(page)
+                if x <= left < x + layout.label_w and y <= top < y + layout.label_h
+            ]
             assert not inside, f"cell {cell + 1} should be empty"
         assert decoded(label_image(page, "a4_3x8", 4)) == ["P2648-00001"]
         assert decoded(label_image(page, "a4_3x8", 6)) == ["P2648-00003"]
@@ -167,8 +207,15 @@ class TestText:
     @pytest.mark.parametrize("key", list(PRESETS))
     def test_lot_number_name_and_details_are_on_the_label(self, tmp_path, key):
         text = page_text(open_pdf(render(tmp_path / "l.pdf", labels(1), key))[0])
-        for expected in ("P2648-00001", "Hydrangea", "macrophylla", "'Bodensee'",
-                         "P9 · 48× · 2026-W48", "Kas 1 – tafel 04", "Hovenier Ünal"):
+        for expected in (
+            "P2648-00001",
+            "Hydrangea",
+            "macrophylla",
+            "'Bodensee'",
+            "P9 · 48× · 2026-W48",
+            "Kas 1 – tafel 04",
+            "Hovenier Ünal",
+        ):
             assert expected in text
 
     @pytest.mark.parametrize("key", list(PRESETS))
@@ -196,14 +243,21 @@ class TestText:
         for _, _, top, _, bottom, baseline in chars:  # the glyphs' ink, line by line
             lines.setdefault(round(baseline, 2), []).append((top, bottom))
         assert len(lines) > 4
-        spans = [(min(t for t, _ in ink), max(b for _, b in ink)) for _, ink in sorted(lines.items())]
+        spans = [
+            (min(t for t, _ in ink), max(b for _, b in ink)) for _, ink in sorted(lines.items())
+        ]
         for (_, bottom), (top, _) in itertools.pairwise(spans):
             assert top >= bottom - 0.02, "two lines overlap"
 
     def test_unicode_beyond_latin_1_renders_and_extracts_exactly(self, tmp_path):
         name = "“Łąkowski” Øresund Straße € ë ł ß ő ž č ğ Œ — Ελληνικά Кириллица №5 ½"
-        label = LabelData(title="Ø-Ł-€ 12", qr="Ø-Ł-€ 12", name=name, details="Größe P9 · 48×",
-                          lines=("Ogrody Łąkowski", "Jardinerie Lefèvre"))
+        label = LabelData(
+            title="Ø-Ł-€ 12",
+            qr="Ø-Ł-€ 12",
+            name=name,
+            details="Größe P9 · 48×",
+            lines=("Ogrody Łąkowski", "Jardinerie Lefèvre"),
+        )
         page = open_pdf(render(tmp_path / "l.pdf", [label], "roll_102x51"))[0]
         text = page_text(page)
         for word in (*name.split(), "Ø-Ł-€", "Größe", "Łąkowski", "Lefèvre"):
@@ -213,8 +267,11 @@ class TestText:
     def test_only_embedded_noto_sans_fonts_are_used_never_a_latin_1_core_font(self, tmp_path):
         path = render(tmp_path / "l.pdf", labels(2) + [LabelData("Łódź", "x", "Żółć € “q”")])
         with pikepdf.open(path) as pdf:
-            fonts = [obj for obj in pdf.objects
-                     if isinstance(obj, pikepdf.Dictionary) and obj.get("/Type") == "/Font"]
+            fonts = [
+                obj
+                for obj in pdf.objects
+                if isinstance(obj, pikepdf.Dictionary) and obj.get("/Type") == "/Font"
+            ]
             assert fonts
             for font in fonts:
                 assert font.Subtype in ("/Type0", "/CIDFontType2"), font.Subtype
@@ -259,8 +316,9 @@ class TestQrCodes:
         layout = PRESETS[key]
         count = 3 if not layout.is_sheet else layout.per_page + 2
         items = labels(count)
-        items[1] = LabelData(title="P2648-00002", qr="P2648-00002-LONGER-LOT-NUMBER-ABCDEFGHIJ",
-                             name="Acer")  # a longer payload: a bigger code (more modules)
+        items[1] = LabelData(
+            title="P2648-00002", qr="P2648-00002-LONGER-LOT-NUMBER-ABCDEFGHIJ", name="Acer"
+        )  # a longer payload: a bigger code (more modules)
         pdf = open_pdf(render(tmp_path / "l.pdf", items, key))
         images = [page_image(page) for page in pdf]
         for slot, label in enumerate(items):
@@ -295,8 +353,15 @@ class FakeLease:
 
 
 def lot_job(ids: list[int], **params) -> Job:
-    full = {"lot_ids": ids, "layout": "roll_62x29", "start_position": 1, "copies": 1,
-            "offset_x": 0.0, "offset_y": 0.0, **params}
+    full = {
+        "lot_ids": ids,
+        "layout": "roll_62x29",
+        "start_position": 1,
+        "copies": 1,
+        "offset_x": 0.0,
+        "offset_y": 0.0,
+        **params,
+    }
     return Job(kind="potting_lot_labels", params=full, progress_total=len(ids) * full["copies"])
 
 
@@ -304,7 +369,8 @@ class TestPottingLotRender:
     """`potting_lot_labels` render(): whole batches, chunks, copies."""
 
     def test_two_renders_of_the_same_lots_are_byte_identical_and_dated_by_the_data(
-            self, ctx, lots, tmp_path):
+        self, ctx, lots, tmp_path
+    ):
         kind = PottingLotLabels()
         job = lot_job([1, 2, 3])
         kind.render(job, FakeLease(), tmp_path / "a.pdf", None)
@@ -340,14 +406,21 @@ class TestPottingLotRender:
         for a, b in zip(whole, parts, strict=True):
             assert page_text(a) == page_text(b)
         with pikepdf.open(tmp_path / "merged.pdf") as pdf:  # each chunk's subsets: own names
-            names = {str(obj.BaseFont) for obj in pdf.objects
-                     if isinstance(obj, pikepdf.Dictionary) and obj.get("/Subtype") == "/Type0"}
+            names = {
+                str(obj.BaseFont)
+                for obj in pdf.objects
+                if isinstance(obj, pikepdf.Dictionary) and obj.get("/Subtype") == "/Type0"
+            }
         assert len(names) == 2 * len(bounds)
 
     def test_a_label_shows_the_lots_fields(self, ctx, lots, tmp_path):
         lot = db.session.get(PottingLot, 7)
         label = label_for(lot)
-        assert (label.title, label.qr, label.name) == (lot.lot_number, lot.lot_number, lot.plant_name)
+        assert (label.title, label.qr, label.name) == (
+            lot.lot_number,
+            lot.lot_number,
+            lot.plant_name,
+        )
         assert lot.pot_size in label.details and f"{lot.quantity}×" in label.details
         assert lot.location in label.lines
 

@@ -18,15 +18,21 @@ CREATED = datetime(2026, 11, 23, 9, 30)
 
 
 def lot(n: int) -> LabelData:
-    return LabelData(title=f"P2648-{n:05d}", qr=f"P2648-{n:05d}", name=f"Acer palmatum {n}",
-                     details="P9 · 48×", lines=("Kas 1",))
+    return LabelData(
+        title=f"P2648-{n:05d}",
+        qr=f"P2648-{n:05d}",
+        name=f"Acer palmatum {n}",
+        details="P9 · 48×",
+        lines=("Kas 1",),
+    )
 
 
 def chunks(tmp_path: Path, total: int, layout: str, per_part: int, start: int = 1) -> list[Path]:
     paths = []
     for index, (first, stop) in enumerate(part_bounds(total, PRESETS[layout], start, per_part)):
-        writer = LabelWriter(PRESETS[layout], created=CREATED, start_position=start,
-                             first_slot=first)
+        writer = LabelWriter(
+            PRESETS[layout], created=CREATED, start_position=start, first_slot=first
+        )
         for slot in range(first, stop):
             writer.add(slot, lot(slot + 1))
         path = tmp_path / f"chunk{index}.pdf"
@@ -50,7 +56,8 @@ class TestMerge:
         paths = chunks(tmp_path, 25, "roll_62x29", 10)
         assert merge_pdfs(paths, tmp_path / "m.pdf") == 25
         assert [t.split()[0] for t in texts(tmp_path / "m.pdf")] == [
-            f"P2648-{n:05d}" for n in range(1, 26)]
+            f"P2648-{n:05d}" for n in range(1, 26)
+        ]
 
     def test_pages_keep_their_size_fonts_and_codes(self, tmp_path):
         paths = chunks(tmp_path, 60, "a4_3x8", 24, start=5)
@@ -67,7 +74,9 @@ class TestMerge:
         finally:
             document.close()
         with pikepdf.open(tmp_path / "m.pdf") as merged:
-            assert all("/MediaBox" in page.obj and "/Resources" in page.obj for page in merged.pages)
+            assert all(
+                "/MediaBox" in page.obj and "/Resources" in page.obj for page in merged.pages
+            )
             assert not merged.check_pdf_syntax()
 
     def test_the_same_chunks_merge_to_the_same_bytes_with_the_first_files_info(self, tmp_path):

@@ -13,9 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import add_user
+from tests.conftest import add_user, job_in
 from webapp import jobs
 from webapp.extensions import db
+from webapp.jobs.lease import claim
+from webapp.jobs.reaper import expire
+from webapp.messages import Msg
 from webapp.models import Artifact, Job, PottingLot, Role, utcnow
 
 KIND = "potting_lot_labels"
@@ -50,9 +53,17 @@ class Page(HTMLParser):
             element["text"] += data
 
     def find(self, tag: str | None = None, **attrs) -> list[dict]:
-        return [e for e in self.elements if (tag is None or e["tag"] == tag)
-                and all(e["attrs"].get(k.replace("_", "-")) == v if v is not True
-                        else k.replace("_", "-") in e["attrs"] for k, v in attrs.items())]
+        return [
+            e
+            for e in self.elements
+            if (tag is None or e["tag"] == tag)
+            and all(
+                e["attrs"].get(k.replace("_", "-")) == v
+                if v is not True
+                else k.replace("_", "-") in e["attrs"]
+                for k, v in attrs.items()
+            )
+        ]
 
 
 def status_roots(html: str) -> list[dict]:
@@ -112,15 +123,24 @@ class TestLogin:
         assert page.find("input", name="email") and page.find("input", name="password")
 
     def test_good_credentials_log_in_and_go_to_the_table(self, client, site):
-        response = client.post("/login", data={"email": "Staff@Example.com", "password": "pw-staff"})
+        response = client.post(
+            "/login", data={"email": "Staff@Example.com", "password": "pw-staff"}
+        )
         assert response.status_code == 302
         assert urlsplit(response.headers["Location"]).path == "/nursery/potting-lots"
         assert client.get("/jobs/").status_code == 200
 
-    @pytest.mark.parametrize("email, password", [
-        ("staff@example.com", "wrong"), ("nobody@example.com", "pw-staff"), ("", ""),
-    ])
-    def test_bad_credentials_show_the_form_again_with_a_message(self, client, site, email, password):
+    @pytest.mark.parametrize(
+        "email, password",
+        [
+            ("staff@example.com", "wrong"),
+            ("nobody@example.com", "pw-staff"),
+            ("", ""),
+        ],
+    )
+    def test_bad_credentials_show_the_form_again_with_a_message(
+        self, client, site, email, password
+    ):
         response = client.post("/login", data={"email": email, "password": password})
         assert response.status_code == 200
         text = response.get_data(as_text=True)
@@ -132,23 +152,42 @@ class TestLogin:
         assert "Your session expired" in text
 
     def test_a_wrong_password_says_so(self, client, site):
-        text = client.post("/login", data={"email": "staff@example.com", "password": "x"}).get_data(as_text=True)
+        text = client.post("/login", data={"email": "staff@example.com", "password": "x"}).get_data(
+            as_text=True
+        )
         assert "Wrong email or password" in text
 
-    @pytest.mark.parametrize("target", ["/jobs/", "/nursery/potting-lots?pot_size=P9&week=2026-W48"])
+    @pytest.mark.parametrize(
+        "target", ["/jobs/", "/nursery/potting-lots?pot_size=P9&week=2026-W48"]
+    )
     def test_next_leads_back_to_a_page_of_ours(self, client, site, target):
-        response = client.post("/login", query_string={"next": target},
-                               data={"email": "staff@example.com", "password": "pw-staff"})
+        response = client.post(
+            "/login",
+            query_string={"next": target},
+            data={"email": "staff@example.com", "password": "pw-staff"},
+        )
         assert response.headers["Location"] == target
 
-    @pytest.mark.parametrize("target", [
-        "https://evil.example/", "//evil.example/", "/\\evil.example", "\\\\evil.example",
-        "javascript:alert(1)", "evil.example", "/\t/evil.example", "/\n/evil.example",
-        "http:/evil.example",
-    ])
+    @pytest.mark.parametrize(
+        "target",
+        [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "http:/evil.example",
+        ],
+    )
     def test_next_never_leads_off_site(self, client, site, target):
-        response = client.post("/login", query_string={"next": target},
-                               data={"email": "staff@example.com", "password": "pw-staff"})
+        response = client.post(
+            "/login",
+            query_string={"next": target},
+            data={"email": "staff@example.com", "password": "pw-staff"},
+        )
         assert response.status_code == 302
         assert urlsplit(response.headers["Location"]).path == "/nursery/potting-lots"
         assert "evil" not in response.headers["Location"]
@@ -175,19 +214,25 @@ class TestLogout:
 
     def test_logout_ends_the_session(self, logged_in):
         response = logged_in.post("/logout")
-        assert response.status_code == 302 and urlsplit(response.headers["Location"]).path == "/login"
+        assert (
+            response.status_code == 302 and urlsplit(response.headers["Location"]).path == "/login"
+        )
         assert logged_in.get("/jobs/").status_code == 302
 
     def test_logout_without_a_session_still_goes_to_login(self, client, site):
         response = client.post("/logout")
-        assert response.status_code == 302 and urlsplit(response.headers["Location"]).path == "/login"
+        assert (
+            response.status_code == 302 and urlsplit(response.headers["Location"]).path == "/login"
+        )
 
 
 class TestStartingAJob:
     """Print → 303 to /jobs/<id> (204 + HX-Redirect for htmx); it prints every selected row."""
 
     def test_print_answers_303_to_the_job_page(self, site, logged_in):
-        response = logged_in.post("/nursery/potting-lots/print", data={"pot_size": "", "copies": "1"})
+        response = logged_in.post(
+            "/nursery/potting-lots/print", data={"pot_size": "", "copies": "1"}
+        )
         assert response.status_code == 303
         match = re.fullmatch(r"/jobs/([\w-]+)", urlsplit(response.headers["Location"]).path)
         assert match
@@ -207,20 +252,28 @@ class TestStartingAJob:
         with app.app_context():
             add_user()
             seed_lots(40)
-            p9 = db.session.scalars(sa.select(PottingLot.id).where(PottingLot.pot_size == "P9")
-                                    .order_by(PottingLot.lot_number)).all()
+            p9 = db.session.scalars(
+                sa.select(PottingLot.id)
+                .where(PottingLot.pot_size == "P9")
+                .order_by(PottingLot.lot_number)
+            ).all()
         client = app.test_client()
         client.post("/login", data={"email": "staff@example.com", "password": "pw-staff"})
         everything = client.post("/nursery/potting-lots/print", data={})
         job = job_row(app, everything.headers["Location"].rsplit("/", 1)[1])
         assert job.progress_total == 40 and len(job.params["lot_ids"]) == 40
-        filtered = client.post("/nursery/potting-lots/print", data={"pot_size": "P9", "copies": "2"})
+        filtered = client.post(
+            "/nursery/potting-lots/print", data={"pot_size": "P9", "copies": "2"}
+        )
         job = job_row(app, filtered.headers["Location"].rsplit("/", 1)[1])
         assert job.params["lot_ids"] == p9 and job.progress_total == 2 * len(p9)
 
     def test_printing_when_nothing_matches_goes_back_with_a_message(self, site, logged_in):
-        response = logged_in.post("/nursery/potting-lots/print", data={"q": "no such plant"},
-                                  headers={"Referer": "/nursery/potting-lots?q=no+such+plant"})
+        response = logged_in.post(
+            "/nursery/potting-lots/print",
+            data={"q": "no such plant"},
+            headers={"Referer": "/nursery/potting-lots?q=no+such+plant"},
+        )
         assert response.status_code == 303
         page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
         assert "No potting lots match" in page
@@ -231,11 +284,41 @@ class TestStartingAJob:
         response = logged_in.post("/nursery/potting-lots/print", data={"copies": "lots"})
         assert response.status_code == 303
         page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
-        assert "Copies must be a number" in page
+        assert "Copies: Enter a number." in page
+
+    @pytest.mark.parametrize(
+        "form, flashed, field, message",
+        [
+            ({"copies": "101"}, "Copies: Enter 100 or less.", "copies", "Enter 100 or less."),
+            ({"copies": "0"}, "Copies: Enter 1 or more.", "copies", "Enter 1 or more."),
+            (
+                {"layout": "a4_3x8", "start_position": "25"},
+                "Start at label: Enter 24 or less.",
+                "start_position",
+                "Enter 24 or less.",
+            ),
+            ({"offset_x": "11"}, "Offset → mm: Enter 10 or less.", "offset_x", "Enter 10 or less."),
+        ],
+    )
+    def test_a_refused_option_is_flashed_with_its_label_and_shown_next_to_its_field(
+        self, site, logged_in, form, flashed, field, message
+    ):
+        response = logged_in.post("/nursery/potting-lots/print", data=form)
+        assert response.status_code == 303
+        html = logged_in.get(response.headers["Location"]).get_data(as_text=True)
+        assert flashed in html
+        page = Page(html)
+        error = page.find("small", id=f"err-{field}")
+        assert error and error[0]["text"].strip() == message
+        control = page.find(name=field, aria_invalid="true")
+        assert control and f"err-{field}" in control[0]["attrs"]["aria-describedby"]
+        with site.app_context():
+            assert db.session.scalar(sa.select(sa.func.count(Job.id))) == 0
 
     def test_reprint_prints_the_checked_rows_with_copies(self, site, logged_in):
-        response = logged_in.post("/nursery/potting-lots/reprint",
-                                  data={"lot_id": ["7", "3"], "copies": "3"})
+        response = logged_in.post(
+            "/nursery/potting-lots/reprint", data={"lot_id": ["7", "3"], "copies": "3"}
+        )
         assert response.status_code == 303
         job = job_row(site, response.headers["Location"].rsplit("/", 1)[1])
         assert sorted(job.params["lot_ids"]) == [3, 7] and job.progress_total == 6
@@ -243,7 +326,9 @@ class TestStartingAJob:
     def test_reprint_without_checked_rows_asks_for_one(self, site, logged_in):
         response = logged_in.post("/nursery/potting-lots/reprint", data={"copies": "1"})
         assert response.status_code == 303
-        assert "Tick at least one row" in logged_in.get(response.headers["Location"]).get_data(as_text=True)
+        assert "Tick at least one row" in logged_in.get(response.headers["Location"]).get_data(
+            as_text=True
+        )
 
     def test_printing_the_same_again_shows_the_same_job(self, site, logged_in):
         first = logged_in.post("/nursery/potting-lots/print", data={"pot_size": "P9"})
@@ -264,7 +349,7 @@ class TestJobPage:
         job_id = make_job(site)
         if state == "running":
             with site.app_context():
-                jobs.claim(job_id)
+                claim(job_id)
         root = self._root(logged_in, job_id)
         assert root["attrs"]["data-job-status"] == state
         assert root["attrs"]["hx-trigger"] == "every 1s"
@@ -280,22 +365,14 @@ class TestJobPage:
         assert root["attrs"]["data-job-status"] == "done"
         assert not {"hx-trigger", "hx-get"} & set(root["attrs"])
         assert "hx-trigger" not in html.split('data-job-status="done"', 1)[1].split("</div>", 1)[0]
-        links = [a for a in Page(html).find("a") if a["attrs"].get("href") == f"/jobs/{job_id}/download"]
+        links = [
+            a for a in Page(html).find("a") if a["attrs"].get("href") == f"/jobs/{job_id}/download"
+        ]
         assert links and links[0]["text"].strip().startswith("Download")
 
     def _final(self, site, state: str) -> str:
-        job_id = make_job(site)
         with site.app_context():
-            if state == "failed":
-                jobs.claim(job_id).fail("The printer ran out of labels.")
-            elif state == "cancelled":
-                jobs.cancel(db.session.get(Job, job_id))
-            else:
-                jobs.claim(job_id)
-                db.session.execute(sa.update(Job).where(Job.id == job_id).values(
-                    status=state, finished_at=utcnow()))
-                db.session.commit()
-        return job_id
+            return job_in(state)
 
     @pytest.mark.parametrize("state", ["failed", "cancelled", "expired"])
     def test_final_states_carry_no_trigger(self, site, logged_in, state):
@@ -308,15 +385,17 @@ class TestJobPage:
         job_id = self._final(site, "failed")
         partial = logged_in.get(f"/jobs/{job_id}/status").get_data(as_text=True)
         assert "hx-trigger" not in partial and "every 1s" not in partial
-        assert "The printer ran out of labels." in partial
+        assert "Potting lot #2 was deleted after this job was started" in partial
 
     def test_an_expired_job_says_expired_regenerate(self, site, logged_in, stub_worker):
         job_id = make_job(site)
         stub_worker()
         with site.app_context():
-            db.session.execute(sa.update(Artifact).values(expires_at=utcnow() - timedelta(seconds=1)))
+            db.session.execute(
+                sa.update(Artifact).values(expires_at=utcnow() - timedelta(seconds=1))
+            )
             db.session.commit()
-            jobs.expire()
+            expire()
         html = logged_in.get(f"/jobs/{job_id}").get_data(as_text=True)
         assert one_status_root(html)["attrs"]["data-job-status"] == "expired"
         assert "expired — regenerate" in html
@@ -367,11 +446,14 @@ class TestStatusPartial:
         job_id = make_job(site)
         etag = logged_in.get(f"/jobs/{job_id}/status", headers=htmx()).headers["ETag"]
         with site.app_context():
-            lease = jobs.claim(job_id)
-            lease.progress(1, "Drawing labels", force=True)
+            lease = claim(job_id)
+            lease.progress(1, "drawing_labels", force=True)
         response = logged_in.get(f"/jobs/{job_id}/status", headers=htmx(**{"If-None-Match": etag}))
         assert response.status_code == 200 and response.headers["ETag"] != etag
-        assert one_status_root(response.get_data(as_text=True))["attrs"]["data-job-status"] == "running"
+        assert (
+            one_status_root(response.get_data(as_text=True))["attrs"]["data-job-status"]
+            == "running"
+        )
 
     def test_cancel_from_htmx_answers_the_new_partial(self, site, logged_in):
         job_id = make_job(site)
@@ -386,13 +468,16 @@ class TestStatusPartial:
         assert response.status_code == 303 and response.headers["Location"] == f"/jobs/{job_id}"
         assert job_row(site, job_id).status == "cancelled"
 
-    def test_cancelling_a_finished_job_shows_its_state_instead_of_an_error(self, site, logged_in,
-                                                                          stub_worker):
+    def test_cancelling_a_finished_job_shows_its_state_instead_of_an_error(
+        self, site, logged_in, stub_worker
+    ):
         job_id = make_job(site)
         stub_worker()
         response = logged_in.post(f"/jobs/{job_id}/cancel", headers=htmx())
         assert response.status_code == 200
-        assert one_status_root(response.get_data(as_text=True))["attrs"]["data-job-status"] == "done"
+        assert (
+            one_status_root(response.get_data(as_text=True))["attrs"]["data-job-status"] == "done"
+        )
 
 
 class TestExpiredSession:
@@ -400,8 +485,10 @@ class TestExpiredSession:
 
     def test_an_htmx_poll_without_a_session_is_401_with_hx_redirect(self, site, client):
         job_id = make_job(site)
-        response = client.get(f"/jobs/{job_id}/status",
-                              headers=htmx(**{"HX-Current-URL": f"http://localhost/jobs/{job_id}"}))
+        response = client.get(
+            f"/jobs/{job_id}/status",
+            headers=htmx(**{"HX-Current-URL": f"http://localhost/jobs/{job_id}"}),
+        )
         assert response.status_code == 401 and response.data == b""
         target = urlsplit(response.headers["HX-Redirect"])
         assert target.path == "/login"
@@ -410,14 +497,17 @@ class TestExpiredSession:
 
     def test_the_page_with_its_filters_is_kept_for_after_the_login(self, site, client):
         current = "http://localhost/nursery/potting-lots?pot_size=P9&week=2026-W48"
-        response = client.post("/nursery/potting-lots/print", data={},
-                               headers=htmx(**{"HX-Current-URL": current}))
+        response = client.post(
+            "/nursery/potting-lots/print", data={}, headers=htmx(**{"HX-Current-URL": current})
+        )
         assert response.status_code == 401
         next_url = parse_qs(urlsplit(response.headers["HX-Redirect"]).query)["next"][0]
         assert next_url == "/nursery/potting-lots?pot_size=P9&week=2026-W48"
 
     def test_a_current_url_on_another_site_is_not_used(self, site, client):
-        response = client.get("/jobs/x/status", headers=htmx(**{"HX-Current-URL": "https://evil.example/x"}))
+        response = client.get(
+            "/jobs/x/status", headers=htmx(**{"HX-Current-URL": "https://evil.example/x"})
+        )
         assert response.status_code == 401
         assert "evil" not in response.headers["HX-Redirect"]
 
@@ -428,9 +518,14 @@ class TestExpiredSession:
         target = urlsplit(response.headers["Location"])
         assert target.path == "/login" and parse_qs(target.query)["next"] == [f"/jobs/{job_id}"]
 
-    def test_a_plain_post_without_a_session_returns_to_the_form_page_after_login(self, site, client):
-        response = client.post("/nursery/potting-lots/print", data={},
-                               headers={"Referer": "http://localhost/nursery/potting-lots?q=Rosa"})
+    def test_a_plain_post_without_a_session_returns_to_the_form_page_after_login(
+        self, site, client
+    ):
+        response = client.post(
+            "/nursery/potting-lots/print",
+            data={},
+            headers={"Referer": "http://localhost/nursery/potting-lots?q=Rosa"},
+        )
         assert response.status_code == 302
         target = urlsplit(response.headers["Location"])
         assert parse_qs(target.query)["next"] == ["/nursery/potting-lots?q=Rosa"]
@@ -505,8 +600,9 @@ def csrf_app(make_app):
 def csrf_login(app):
     client = app.test_client()
     token = form_token(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"email": "staff@example.com", "password": "pw-staff",
-                                           "csrf_token": token})
+    response = client.post(
+        "/login", data={"email": "staff@example.com", "password": "pw-staff", "csrf_token": token}
+    )
     assert response.status_code == 302
     return client
 
@@ -517,7 +613,9 @@ class TestCsrf:
     def test_the_login_form_needs_its_token(self, csrf_app):
         client = csrf_app.test_client()
         client.get("/login")
-        response = client.post("/login", data={"email": "staff@example.com", "password": "pw-staff"})
+        response = client.post(
+            "/login", data={"email": "staff@example.com", "password": "pw-staff"}
+        )
         assert response.status_code == 400
         assert client.get("/jobs/").status_code == 302
 
@@ -567,7 +665,9 @@ class TestCsrf:
         clock["now"] += 8 * 3600  # the page polls in the morning …
         assert client.get(f"/jobs/{job_id}/status", headers=htmx()).status_code == 200
         clock["now"] += 8 * 3600  # … and Cancel is pressed in the evening, 16 h after login
-        response = client.post(f"/jobs/{job_id}/cancel", headers=htmx(**{"X-CSRFToken": body_token(page)}))
+        response = client.post(
+            f"/jobs/{job_id}/cancel", headers=htmx(**{"X-CSRFToken": body_token(page)})
+        )
         assert response.status_code == 200 and job_row(csrf_app, job_id).status == "cancelled"
 
     def test_an_htmx_post_after_logout_elsewhere_is_401_to_login_not_a_csrf_error(self, csrf_app):
@@ -575,24 +675,43 @@ class TestCsrf:
         job_id = make_job(csrf_app)
         page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
         client.post("/logout", data={"csrf_token": form_token(page)})  # in another tab
-        response = client.post(f"/jobs/{job_id}/cancel", headers=htmx(**{
-            "X-CSRFToken": body_token(page), "HX-Current-URL": f"http://localhost/jobs/{job_id}"}))
+        response = client.post(
+            f"/jobs/{job_id}/cancel",
+            headers=htmx(
+                **{
+                    "X-CSRFToken": body_token(page),
+                    "HX-Current-URL": f"http://localhost/jobs/{job_id}",
+                }
+            ),
+        )
         assert response.status_code == 401
         target = urlsplit(response.headers["HX-Redirect"])
         assert target.path == "/login" and parse_qs(target.query)["next"] == [f"/jobs/{job_id}"]
 
-    def test_an_htmx_post_after_the_session_expired_is_401_to_login_not_a_csrf_error(self, csrf_app):
+    def test_an_htmx_post_after_the_session_expired_is_401_to_login_not_a_csrf_error(
+        self, csrf_app
+    ):
         client = csrf_login(csrf_app)
         job_id = make_job(csrf_app)
         page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
         for cookie in ("session", "remember_token"):  # gone, and the CSRF secret in it with it
             client.delete_cookie(cookie)
-        response = client.post(f"/jobs/{job_id}/cancel", headers=htmx(**{
-            "X-CSRFToken": body_token(page), "HX-Current-URL": f"http://localhost/jobs/{job_id}"}))
+        response = client.post(
+            f"/jobs/{job_id}/cancel",
+            headers=htmx(
+                **{
+                    "X-CSRFToken": body_token(page),
+                    "HX-Current-URL": f"http://localhost/jobs/{job_id}",
+                }
+            ),
+        )
         assert response.status_code == 401
         assert urlsplit(response.headers["HX-Redirect"]).path == "/login"
-        plain = client.post(f"/jobs/{job_id}/cancel", data={"csrf_token": form_token(page)},
-                            headers={"Referer": f"http://localhost/jobs/{job_id}"})
+        plain = client.post(
+            f"/jobs/{job_id}/cancel",
+            data={"csrf_token": form_token(page)},
+            headers={"Referer": f"http://localhost/jobs/{job_id}"},
+        )
         assert plain.status_code == 302
         assert parse_qs(urlsplit(plain.headers["Location"]).query)["next"] == [f"/jobs/{job_id}"]
         assert job_row(csrf_app, job_id).status == "queued"
@@ -604,8 +723,10 @@ class TestCsrf:
         with csrf_app.app_context():
             token = create_token(db.session.scalars(sa.select(User)).one())
         response = csrf_app.test_client().post(
-            "/api/v1/jobs", headers={"Authorization": f"Bearer {token}"},
-            json={"kind": KIND, "params": {"lot_ids": [1]}})
+            "/api/v1/jobs",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"kind": KIND, "params": {"lot_ids": [1]}},
+        )
         assert response.status_code == 202
 
 
@@ -625,8 +746,9 @@ def table(make_app):
 
 def lots_where(app, *conditions) -> list[PottingLot]:
     with app.app_context():
-        found = db.session.scalars(sa.select(PottingLot).where(*conditions)
-                                   .order_by(PottingLot.lot_number)).all()
+        found = db.session.scalars(
+            sa.select(PottingLot).where(*conditions).order_by(PottingLot.lot_number)
+        ).all()
         db.session.expunge_all()
         return found
 
@@ -653,13 +775,18 @@ class TestPottingLotTable:
         names = {e["attrs"].get("name") for e in page.find() if e["tag"] in ("input", "select")}
         assert {"q", "lot_number", "pot_size", "location", "week"} <= names
 
-    @pytest.mark.parametrize("args, condition", [
-        ({"pot_size": "P9"}, lambda: PottingLot.pot_size == "P9"),
-        ({"location": "Schaduwhal"}, lambda: PottingLot.location == "Schaduwhal"),
-        ({"q": "rosa"}, lambda: PottingLot.plant_name.ilike("%rosa%")),
-        ({"lot_number": "P"}, lambda: PottingLot.lot_number.like("P%")),
-    ])
-    def test_a_filter_selects_its_rows_and_the_print_button_counts_them(self, table, args, condition):
+    @pytest.mark.parametrize(
+        "args, condition",
+        [
+            ({"pot_size": "P9"}, lambda: PottingLot.pot_size == "P9"),
+            ({"location": "Schaduwhal"}, lambda: PottingLot.location == "Schaduwhal"),
+            ({"q": "rosa"}, lambda: PottingLot.plant_name.ilike("%rosa%")),
+            ({"lot_number": "P"}, lambda: PottingLot.lot_number.like("P%")),
+        ],
+    )
+    def test_a_filter_selects_its_rows_and_the_print_button_counts_them(
+        self, table, args, condition
+    ):
         app, client = table
         expected = lots_where(app, condition())
         html = client.get("/nursery/potting-lots", query_string=args).get_data(as_text=True)
@@ -673,8 +800,12 @@ class TestPottingLotTable:
         some = lots_where(app)[0]
         year, week, _ = some.potting_date.isocalendar()
         label = f"{year}-W{week:02d}"
-        html = client.get("/nursery/potting-lots", query_string={"week": label}).get_data(as_text=True)
-        expected = [lot for lot in lots_where(app) if lot.potting_date.isocalendar()[:2] == (year, week)]
+        html = client.get("/nursery/potting-lots", query_string={"week": label}).get_data(
+            as_text=True
+        )
+        expected = [
+            lot for lot in lots_where(app) if lot.potting_date.isocalendar()[:2] == (year, week)
+        ]
         assert f"({len(expected)})" in print_button(html)["text"]
         assert str(some.id) in table_rows(html) or len(expected) > 10
 
@@ -691,8 +822,11 @@ class TestPottingLotTable:
         _, client = table
         html = client.get("/nursery/potting-lots?pot_size=P9&q=a").get_data(as_text=True)
         form = Page(html)
-        hidden = {e["attrs"]["name"]: e["attrs"]["value"] for e in form.find("input", type="hidden")
-                  if e["attrs"].get("name") in ("q", "pot_size", "location", "week", "lot_number")}
+        hidden = {
+            e["attrs"]["name"]: e["attrs"]["value"]
+            for e in form.find("input", type="hidden")
+            if e["attrs"].get("name") in ("q", "pot_size", "location", "week", "lot_number")
+        }
         assert hidden == {"pot_size": "P9", "q": "a"}
 
     def test_pages_of_rows_and_the_count_of_all(self, table):
@@ -772,9 +906,15 @@ class TestEscaping:
         with site.app_context():
             from datetime import date
 
-            lot = PottingLot(lot_number="X<b>1</b>", plant_name=XSS, pot_size="<i>P9</i>",
-                             quantity=1, potting_date=date(2026, 11, 23),
-                             location='"><img src=x onerror=alert(2)>', customer="<u>Ünal</u>")
+            lot = PottingLot(
+                lot_number="X<b>1</b>",
+                plant_name=XSS,
+                pot_size="<i>P9</i>",
+                quantity=1,
+                potting_date=date(2026, 11, 23),
+                location='"><img src=x onerror=alert(2)>',
+                customer="<u>Ünal</u>",
+            )
             db.session.add(lot)
             db.session.commit()
             return lot.id
@@ -784,35 +924,46 @@ class TestEscaping:
             assert raw not in html, raw
 
     def test_the_table_escapes_every_field(self, site, logged_in, evil):
-        html = logged_in.get("/nursery/potting-lots", query_string={"q": "script"}).get_data(as_text=True)
+        html = logged_in.get("/nursery/potting-lots", query_string={"q": "script"}).get_data(
+            as_text=True
+        )
         self._assert_escaped(html)
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
         assert str(evil) in table_rows(html)
 
     def test_the_filter_values_are_escaped_in_the_form_and_messages(self, site, logged_in, evil):
-        html = logged_in.get("/nursery/potting-lots", query_string={"q": XSS, "week": XSS}).get_data(as_text=True)
+        html = logged_in.get(
+            "/nursery/potting-lots", query_string={"q": XSS, "week": XSS}
+        ).get_data(as_text=True)
         assert XSS not in html
 
     def test_job_pages_escape_the_filters_and_lot_numbers(self, site, logged_in, evil, stub_worker):
         response = logged_in.post("/nursery/potting-lots/print", data={"q": XSS})
         assert response.status_code == 303
         job_id = response.headers["Location"].rsplit("/", 1)[1]
-        for html in (logged_in.get(f"/jobs/{job_id}").get_data(as_text=True),
-                     logged_in.get("/jobs/").get_data(as_text=True)):
+        for html in (
+            logged_in.get(f"/jobs/{job_id}").get_data(as_text=True),
+            logged_in.get("/jobs/").get_data(as_text=True),
+        ):
             self._assert_escaped(html)
         stub_worker()
         assert job_row(site, job_id).status == "done"  # and the label itself renders
-        for html in (logged_in.get(f"/jobs/{job_id}").get_data(as_text=True),
-                     logged_in.get(f"/jobs/{job_id}/status").get_data(as_text=True),
-                     logged_in.get("/jobs/").get_data(as_text=True)):
+        for html in (
+            logged_in.get(f"/jobs/{job_id}").get_data(as_text=True),
+            logged_in.get(f"/jobs/{job_id}/status").get_data(as_text=True),
+            logged_in.get("/jobs/").get_data(as_text=True),
+        ):
             self._assert_escaped(html)
 
     def test_a_failed_jobs_error_text_is_escaped(self, site, logged_in):
         job_id = make_job(site)
         with site.app_context():
-            jobs.claim(job_id).fail(f"Lot {XSS} was deleted.")
-        html = logged_in.get(f"/jobs/{job_id}").get_data(as_text=True)
-        assert XSS not in html and "&lt;script&gt;" in html
+            claim(job_id).fail(Msg("unexpected", {"reason": f"Lot {XSS} was deleted."}))
+        for html in (
+            logged_in.get(f"/jobs/{job_id}").get_data(as_text=True),
+            logged_in.get(f"/jobs/{job_id}/status").get_data(as_text=True),
+        ):
+            assert XSS not in html and "Unexpected error: Lot &lt;script&gt;" in html
 
 
 class TestHealth:
@@ -828,8 +979,11 @@ class TestHealth:
         from webapp import create_app
 
         (tmp_path / "not-a-folder").write_text("")  # so SQLite cannot open a file below it
-        app = create_app(app_config(tmp_path / "data",
-                                    DATABASE_URL=f"sqlite:///{tmp_path}/not-a-folder/pressroom.db"))
+        app = create_app(
+            app_config(
+                tmp_path / "data", DATABASE_URL=f"sqlite:///{tmp_path}/not-a-folder/pressroom.db"
+            )
+        )
         try:
             response = app.test_client().get("/healthz")
         finally:

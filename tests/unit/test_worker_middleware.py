@@ -8,14 +8,17 @@ from flask import current_app
 
 from webapp import jobs
 from webapp.extensions import db
+from webapp.jobs.lease import claim
 from webapp.jobs.runner import current_lease
+from webapp.messages import Msg
 from webapp.models import Job, JobStatus
 from workers.middleware import AppContextMiddleware
 
 
 def message(job_id: str) -> dramatiq.Message:
-    return dramatiq.Message(queue_name="pressroom", actor_name="render_job", args=(job_id,),
-                            kwargs={}, options={})
+    return dramatiq.Message(
+        queue_name="pressroom", actor_name="render_job", args=(job_id,), kwargs={}, options={}
+    )
 
 
 class TestAppContextMiddleware:
@@ -34,7 +37,7 @@ class TestAppContextMiddleware:
         middleware = AppContextMiddleware(app)
         broker = app.extensions["pressroom.broker"]
         middleware.before_process_message(broker, message(job.id))
-        lease = jobs.claim(job.id)
+        lease = claim(job.id)
         tmp = lease.temp_path()
         tmp.write_bytes(b"%PDF-1.4 half written")
         current_lease.set(lease)
@@ -42,5 +45,7 @@ class TestAppContextMiddleware:
         assert not tmp.exists() and current_lease.get() is None
         db.session.commit()
         row = db.session.get(Job, job.id)
-        assert row.status == JobStatus.FAILED and "time limit" in row.error
-        assert row.artifact_id is None
+        assert row.status == JobStatus.FAILED and row.artifact_id is None
+        minutes = app.config["JOB_TIME_LIMIT_S"] // 60
+        assert row.error == Msg("time_limit", {"minutes": minutes})
+        assert row.error.english().startswith(f"Stopped after the time limit of {minutes} minutes.")

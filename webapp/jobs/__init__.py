@@ -1,22 +1,11 @@
-"""The job engine: the only code that writes job state (DESIGN §3).
+"""The job engine (DESIGN §3). State changes only through `transitions`; people and code start
+jobs through `submit`; workers run them through `runner`; `reaper` recovers and expires."""
 
-Transitions: submit, send, claim, progress, finish, fail, retry_later (engine retries), cancel,
-retry (by a user), reap, expire. Views and actors call these; nothing else writes `Job` rows.
-"""
+from __future__ import annotations
 
-from webapp.jobs.engine import (
-    cancel,
-    get_for,
-    input_hash,
-    kind_of,
-    list_for,
-    prepare,
-    retry,
-    send,
-    submit,
-)
-from webapp.jobs.errors import (
+from webapp.errors import (
     Conflict,
+    Forbidden,
     Gone,
     InvalidParams,
     JobError,
@@ -25,14 +14,38 @@ from webapp.jobs.errors import (
     PermanentError,
     TransientError,
 )
-from webapp.jobs.lease import Lease, claim
-from webapp.jobs.reaper import expire, reap
-from webapp.jobs.runner import current_lease, run
 from webapp.jobs.serialize import eta_seconds, job_json
+from webapp.jobs.submit import (
+    cancel,
+    enqueue,
+    get_for,
+    input_hash,
+    kind_of,
+    list_for,
+    prepare,
+    retry,
+    submit,
+)
 
 __all__ = [
-    "Conflict", "Gone", "InvalidParams", "JobError", "Lease", "LeaseLost", "NotFound",
-    "PermanentError", "TransientError", "cancel", "claim", "current_lease", "eta_seconds",
-    "expire", "get_for", "input_hash", "job_json", "kind_of", "list_for", "prepare", "reap",
-    "retry", "run", "send", "submit",
+    "Conflict",
+    "Forbidden",
+    "Gone",
+    "InvalidParams",
+    "JobError",
+    "LeaseLost",
+    "NotFound",
+    "PermanentError",
+    "TransientError",
+    "cancel",
+    "enqueue",
+    "eta_seconds",
+    "get_for",
+    "input_hash",
+    "job_json",
+    "kind_of",
+    "list_for",
+    "prepare",
+    "retry",
+    "submit",
 ]

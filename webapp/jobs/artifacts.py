@@ -14,7 +14,7 @@ def root() -> Path:
     return Path(current_app.config["ARTIFACT_DIR"])
 
 
-def temp_path(suffix: str = ".pdf") -> Path:
+def temp_path(suffix: str) -> Path:
     """A fresh temp file path inside the artifact directory (same file system: rename is atomic)."""
     tmp = root() / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -56,10 +56,6 @@ def publish(tmp: Path, relative: str) -> Path:
 
 def content_path(sha256: str, suffix: str) -> str:
     return f"{sha256[:2]}/{sha256}{suffix}"
-
-
-def chunk_path(parent_id: str, index: int) -> Path:
-    return root() / "chunks" / parent_id / f"{index:05d}.pdf"
 
 
 def remove(path: Path) -> None:

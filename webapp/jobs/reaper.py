@@ -1,4 +1,5 @@
-"""The periodic side of the engine: recover jobs of dead workers, re-send, expire old files."""
+"""The periodic side of the engine: recover jobs of dead workers, re-send, re-drive the outbox,
+expire old files."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
+from webapp.db import write_txn
 from webapp.extensions import db
-from webapp.jobs import artifacts
-from webapp.jobs.db import write_txn
-from webapp.jobs.engine import send
-from webapp.jobs.lease import fail_parent
+from webapp.jobs import artifacts, batches, outbox, transitions
+from webapp.jobs.submit import send
+from webapp.messages import Msg
 from webapp.models import LIVE_STATUSES, Artifact, Job, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ def _local_worker_dead(worker: str | None) -> bool:
 
 
 def reap() -> dict[str, int]:
-    """Re-queue running jobs whose worker died or went silent; re-send queued jobs not sent lately."""
+    """Re-queue running jobs whose worker died or went silent; re-send queued jobs not sent
+    lately; re-drive outbox items that are due."""
     config = current_app.config
     now = utcnow()
     stale_before = now - timedelta(seconds=config["HEARTBEAT_STALE_S"])
@@ -53,26 +55,16 @@ def reap() -> dict[str, int]:
         dead = _local_worker_dead(job.worker)
         if not dead and job.heartbeat_at and job.heartbeat_at >= stale_before:
             continue
-        why = "its worker stopped" if dead else "its worker stopped answering"
+        why = Msg("worker_stopped" if dead else "worker_silent")
         with write_txn() as session:
-            cas = sa.update(Job).where(Job.id == job.id, Job.status == JobStatus.RUNNING,
-                                       Job.attempts == job.attempts)
             if job.attempts >= job.max_attempts:
-                message = f"Gave up after {job.attempts} attempts: {why}."
-                if session.execute(cas.values(status=JobStatus.FAILED, error=message,
-                                              finished_at=now, progress_step="Failed")).rowcount:
+                gave_up = Msg(why.code, {"attempts": job.attempts})
+                if transitions.fail(session, job.id, job.claims, gave_up):
                     failed += 1
                     if job.parent_id:
-                        fail_parent(session, job.parent_id, message)
+                        transitions.fail(session, job.parent_id, None, gave_up)
                 continue
-            if session.execute(cas.values(status=JobStatus.QUEUED, worker=None, sent_at=now,
-                                          progress_done=0 if job.parent_id else job.progress_done,
-                                          progress_step="Waiting for a worker",
-                                          error=f"Attempt {job.attempts}: {why}; retrying."
-                                          )).rowcount:
-                if job.parent_id:
-                    session.execute(sa.update(Job).where(Job.id == job.parent_id).values(
-                        progress_done=Job.progress_done - job.progress_done))
+            if transitions.reap(session, job, why):
                 requeued.append((job.id, job.parent_id is not None))
     for job_id, chunk in requeued:
         send(job_id, chunk=chunk)
@@ -80,16 +72,13 @@ def reap() -> dict[str, int]:
 
     resend_before = now - timedelta(seconds=config["RESEND_AFTER_S"])
     with write_txn() as session:
-        unsent = session.execute(sa.select(Job.id, Job.parent_id).where(
-            Job.status == JobStatus.QUEUED,
-            sa.or_(Job.sent_at.is_(None), Job.sent_at < resend_before))).all()
-        if unsent:
-            session.execute(sa.update(Job).where(Job.id.in_([row.id for row in unsent]))
-                            .values(sent_at=now))
+        unsent = transitions.unsent(session, resend_before)
+        transitions.mark_sent(session, [row.id for row in unsent], now)
     resent = sum(send(row.id, chunk=row.parent_id is not None) for row in unsent)
     if unsent:
         log.info("reaper re-sent %d queued jobs (%d reached the broker)", len(unsent), resent)
-    return {"requeued": len(requeued), "failed": failed, "resent": resent}
+    redriven = outbox.redrive()
+    return {"requeued": len(requeued), "failed": failed, "resent": resent, "outbox": redriven}
 
 
 def expire() -> dict[str, int]:
@@ -99,8 +88,7 @@ def expire() -> dict[str, int]:
     jobs = 0
     for artifact in old:
         with write_txn() as session:
-            jobs += session.execute(sa.update(Job).where(Job.artifact_id == artifact.id).values(
-                status=JobStatus.EXPIRED, artifact_id=None, progress_step="Expired")).rowcount
+            jobs += transitions.expire(session, artifact.id)
             session.execute(sa.delete(Artifact).where(Artifact.id == artifact.id))
         artifacts.remove(artifacts.root() / artifact.path)
     # Temp files of workers that died mid-write (older than any running job could be).
@@ -114,7 +102,7 @@ def expire() -> dict[str, int]:
     # Parts of batches that ended without a merge (cancelled, failed): nothing reads them any
     # more and nothing else removes them. Checked and removed under the write lock, which a
     # chunk also holds to publish, so no part can land in a folder being removed.
-    parts = artifacts.root() / "chunks"
+    parts = batches.parts_root()
     folders = 0
     for folder in sorted(parts.iterdir()) if parts.is_dir() else []:
         with write_txn() as session:
@@ -123,8 +111,14 @@ def expire() -> dict[str, int]:
                 shutil.rmtree(folder, ignore_errors=True)
                 folders += 1
     if old or removed or folders:
-        log.info("retention: %d files expired (%d jobs), %d stale temp files and %d folders of "
-                 "unmerged parts removed", len(old), jobs, removed, folders)
+        log.info(
+            "retention: %d files expired (%d jobs), %d stale temp files and %d folders of "
+            "unmerged parts removed",
+            len(old),
+            jobs,
+            removed,
+            folders,
+        )
     return {"files": len(old), "jobs": jobs, "temp_files": removed, "chunk_folders": folders}
 
 

@@ -38,14 +38,23 @@ def file_json(job: Job) -> dict[str, Any] | None:
 
 
 def job_json(job: Job) -> dict[str, Any]:
+    step, error = job.step, job.error
     return {
         "id": job.id,
         "kind": job.kind,
+        "params": job.params,
         "status": job.status,
-        "progress": {"done": job.progress_done, "total": job.progress_total, "step": job.progress_step},
+        "origin": job.origin,
+        "progress": {
+            "done": min(job.progress_done, job.progress_total),
+            "total": job.progress_total,
+            "unit": job.unit,
+            "step": step.code if step else None,
+        },
+        "items": None,
         "eta_seconds": eta_seconds(job),
         "attempts": job.attempts,
-        "error": job.error,
+        "error": {"code": error.code, "message": error.english()} if error else None,
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from webapp.messages import Msg
 from webapp.models import PottingLot
 
 FILTER_KEYS = ("q", "lot_number", "pot_size", "location", "week")
@@ -16,22 +17,24 @@ WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
 class FilterError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+    """A filter that cannot be applied: the field it names and a message code."""
+
+    def __init__(self, field: str, code: str, **params: Any) -> None:
         self.field = field
-        self.message = message
+        self.msg = Msg(code, params)
+        super().__init__(code)
 
 
 def parse_week(value: str) -> tuple[date, date]:
     """'2026-W48' → (Monday, Sunday) of that ISO week."""
     match = WEEK_RE.match(value.strip())
     if not match:
-        raise FilterError("week", f"Week {value!r} is not like 2026-W48 (ISO year, W, week number).")
+        raise FilterError("week", "week_format", value=value)
     year, week = int(match[1]), int(match[2])
     try:
         monday = date.fromisocalendar(year, week, 1)
     except ValueError:
-        raise FilterError("week", f"{year} has no ISO week {week}.") from None
+        raise FilterError("week", "week_missing", year=str(year), week=week) from None
     return monday, monday + timedelta(days=6)
 
 
@@ -52,15 +55,15 @@ class LotFilter:
     def from_mapping(cls, data: Any) -> LotFilter:
         """Build from request args or API JSON; unknown keys and bad values raise FilterError."""
         if not isinstance(data, dict) and not hasattr(data, "get"):
-            raise FilterError("filter", "The filter must be an object with the table's filter keys.")
+            raise FilterError("filter", "filter_object")
         unknown = sorted(set(data.keys()) - set(FILTER_KEYS))
         if unknown:
-            raise FilterError(unknown[0], f"Unknown filter {unknown[0]!r}; use {', '.join(FILTER_KEYS)}.")
+            raise FilterError(unknown[0], "filter_unknown", key=unknown[0], keys=list(FILTER_KEYS))
         values = {}
         for key in FILTER_KEYS:
             value = data.get(key) or ""
             if not isinstance(value, str):
-                raise FilterError(key, f"Filter {key!r} must be text.")
+                raise FilterError(key, "filter_text", key=key)
             values[key] = value.strip()[:200]
         if values["week"]:
             values["week"] = values["week"].upper()  # "2026-w48" is what people type
@@ -76,10 +79,16 @@ class LotFilter:
     def apply(self, query: sa.Select) -> sa.Select:
         if self.q:
             like = f"%{_escape(self.q)}%"
-            query = query.where(sa.or_(PottingLot.lot_number.ilike(like, escape="\\"),
-                                       PottingLot.plant_name.ilike(like, escape="\\")))
+            query = query.where(
+                sa.or_(
+                    PottingLot.lot_number.ilike(like, escape="\\"),
+                    PottingLot.plant_name.ilike(like, escape="\\"),
+                )
+            )
         if self.lot_number:
-            query = query.where(PottingLot.lot_number.ilike(f"{_escape(self.lot_number)}%", escape="\\"))
+            query = query.where(
+                PottingLot.lot_number.ilike(f"{_escape(self.lot_number)}%", escape="\\")
+            )
         if self.pot_size:
             query = query.where(PottingLot.pot_size == self.pot_size)
         if self.location:

@@ -10,10 +10,19 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from webapp.jobs.db import write_txn
+from webapp.db import write_txn
+from webapp.messages import Msg
 from webapp.models import PottingLot
 
-COLUMNS = ("lot_number", "plant_name", "pot_size", "quantity", "potting_date", "location", "customer")
+COLUMNS = (
+    "lot_number",
+    "plant_name",
+    "pot_size",
+    "quantity",
+    "potting_date",
+    "location",
+    "customer",
+)
 REQUIRED = COLUMNS[:-1]
 LIMITS = {"lot_number": 40, "plant_name": 200, "pot_size": 20, "location": 60, "customer": 120}
 MAX_ERRORS = 50
@@ -22,10 +31,15 @@ MAX_ERRORS = 50
 @dataclass(frozen=True)
 class RowError:
     line: int  # 0: the file as a whole
-    message: str
+    msg: Msg
+
+    @classmethod
+    def of(cls, line: int, code: str, **params: object) -> RowError:
+        return cls(line, Msg(code, dict(params)))
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}" if self.line else self.message
+        text = self.msg.english()
+        return f"line {self.line}: {text}" if self.line else text
 
 
 class ImportFailed(Exception):
@@ -49,7 +63,7 @@ def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ImportFailed([RowError(0, "The file is not UTF-8 text. Save it as 'CSV UTF-8' and try again.")]) from None
+        raise ImportFailed([RowError.of(0, "csv_not_utf8")]) from None
 
 
 def _dialect(text: str) -> str:
@@ -61,14 +75,15 @@ def parse(data: bytes) -> list[tuple[int, dict[str, object]]]:
     """Rows as (line number, typed values); raises ImportFailed listing every bad row."""
     text = _decode(data)
     if not text.strip():
-        raise ImportFailed([RowError(0, "The file is empty.")])
+        raise ImportFailed([RowError.of(0, "csv_empty")])
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_dialect(text))
     header = [h.strip().lower() for h in reader.fieldnames or []]
     reader.fieldnames = header
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise ImportFailed([RowError(1, f"Missing column(s): {', '.join(missing)}. "
-                                        f"The header must name: {', '.join(COLUMNS)}.")])
+        raise ImportFailed(
+            [RowError.of(1, "csv_missing_columns", missing=missing, columns=list(COLUMNS))]
+        )
     rows: list[tuple[int, dict[str, object]]] = []
     errors: list[RowError] = []
     seen: dict[str, int] = {}
@@ -79,7 +94,7 @@ def parse(data: bytes) -> list[tuple[int, dict[str, object]]]:
         values, problems = _row(raw)
         lot = str(values.get("lot_number", ""))
         if lot and lot in seen:
-            problems.append(f"lot_number {lot!r} already appears on line {seen[lot]}")
+            problems.append(Msg("csv_duplicate", {"value": lot, "line": seen[lot]}))
         seen.setdefault(lot, line)
         errors.extend(RowError(line, p) for p in problems)
         rows.append((line, values))
@@ -88,7 +103,7 @@ def parse(data: bytes) -> list[tuple[int, dict[str, object]]]:
     if errors:
         raise ImportFailed(errors)
     if not rows:
-        raise ImportFailed([RowError(0, "The file has a header but no rows.")])
+        raise ImportFailed([RowError.of(0, "csv_no_rows")])
     return rows
 
 
@@ -98,19 +113,19 @@ def _records(reader: csv.DictReader, errors: list[RowError]) -> Iterator[dict[st
         yield from reader
     except csv.Error as exc:  # e.g. a field over the csv module's size limit
         # DictReader.line_num is only updated after a good row; its inner reader's is current.
-        errors.append(RowError(reader.reader.line_num, f"this line cannot be read as CSV ({exc})"))
+        errors.append(RowError.of(reader.reader.line_num, "csv_unreadable", reason=str(exc)))
 
 
-def _row(raw: dict[str, str | None]) -> tuple[dict[str, object], list[str]]:
+def _row(raw: dict[str, str | None]) -> tuple[dict[str, object], list[Msg]]:
     values: dict[str, object] = {}
-    problems: list[str] = []
+    problems: list[Msg] = []
     for column in COLUMNS:
         value = (raw.get(column) or "").strip()
         if column in REQUIRED and not value:
-            problems.append(f"{column} is empty")
+            problems.append(Msg("csv_cell_empty", {"column": column}))
             continue
         if column in LIMITS and len(value) > LIMITS[column]:
-            problems.append(f"{column} is longer than {LIMITS[column]} characters")
+            problems.append(Msg("csv_cell_too_long", {"column": column, "n": LIMITS[column]}))
             continue
         values[column] = value
     if "quantity" in values:
@@ -119,12 +134,12 @@ def _row(raw: dict[str, str | None]) -> tuple[dict[str, object], list[str]]:
             if values["quantity"] < 0:  # type: ignore[operator]
                 raise ValueError
         except ValueError:
-            problems.append(f"quantity {raw.get('quantity')!r} is not a whole number ≥ 0")
+            problems.append(Msg("csv_bad_quantity", {"value": repr(raw.get("quantity"))}))
     if "potting_date" in values:
         try:
             values["potting_date"] = date.fromisoformat(str(values["potting_date"]))
         except ValueError:
-            problems.append(f"potting_date {raw.get('potting_date')!r} is not a date like 2026-11-23")
+            problems.append(Msg("csv_bad_date", {"value": repr(raw.get("potting_date"))}))
     values["customer"] = values.get("customer") or None
     return values, problems
 
@@ -137,8 +152,12 @@ def import_csv(data: bytes) -> ImportResult:
     with write_txn() as session:
         existing: dict[str, PottingLot] = {}
         for i in range(0, len(numbers), 5000):
-            existing.update((lot.lot_number, lot) for lot in session.scalars(
-                sa.select(PottingLot).where(PottingLot.lot_number.in_(numbers[i:i + 5000]))))
+            existing.update(
+                (lot.lot_number, lot)
+                for lot in session.scalars(
+                    sa.select(PottingLot).where(PottingLot.lot_number.in_(numbers[i : i + 5000]))
+                )
+            )
         for _, values in rows:
             lot = existing.get(str(values["lot_number"]))
             if lot is None:

@@ -34,8 +34,26 @@ WEIGHTS = {"": 400, "B": 700}
 #: Bump when the way instances are made changes, so stale cached files are not used.
 FORMAT = 3
 #: Tables a PDF never needs from our fonts: layout (no text shaping), hinting, metadata.
-DROP_TABLES = ["GSUB", "GPOS", "GDEF", "BASE", "JSTF", "MATH", "STAT", "hdmx", "meta", "DSIG",
-               "FFTM", "fpgm", "prep", "cvt ", "cvar", "gasp", "VDMX", "LTSH"]
+DROP_TABLES = [
+    "GSUB",
+    "GPOS",
+    "GDEF",
+    "BASE",
+    "JSTF",
+    "MATH",
+    "STAT",
+    "hdmx",
+    "meta",
+    "DSIG",
+    "FFTM",
+    "fpgm",
+    "prep",
+    "cvt ",
+    "cvar",
+    "gasp",
+    "VDMX",
+    "LTSH",
+]
 
 
 def cache_dir() -> Path:
@@ -54,10 +72,16 @@ def _make_instance(style: str, target: Path) -> None:
     from fontTools.varLib.instancer import instantiateVariableFont
 
     font = instantiateVariableFont(TTFont(VARIABLE_TTF), {"wght": WEIGHTS[style], "wdth": 100})
-    options = subset.Options(hinting=False, notdef_outline=True, recommended_glyphs=True,
-                             glyph_names=True, name_IDs=["*"], name_languages=["*"],
-                             layout_features=[], drop_tables=subset.Options().drop_tables
-                             + DROP_TABLES)
+    options = subset.Options(
+        hinting=False,
+        notdef_outline=True,
+        recommended_glyphs=True,
+        glyph_names=True,
+        name_IDs=["*"],
+        name_languages=["*"],
+        layout_features=[],
+        drop_tables=subset.Options().drop_tables + DROP_TABLES,
+    )
     subsetter = subset.Subsetter(options)
     subsetter.populate(unicodes=font.getBestCmap().keys())  # every character the font has
     subsetter.subset(font)
@@ -71,8 +95,13 @@ def _name_instance(font: Any, style: str) -> None:
     """Give the instance its own names and style bits: the instancer leaves the bold one called
     "Noto Sans Regular", so both fonts would share one PDF font name (BaseFont)."""
     sub = "Bold" if style == "B" else "Regular"
-    names = {1: "Noto Sans", 2: sub, 3: f"Pressroom;NotoSans-{sub}", 4: f"Noto Sans {sub}",
-             6: f"NotoSans-{sub}"}
+    names = {
+        1: "Noto Sans",
+        2: sub,
+        3: f"Pressroom;NotoSans-{sub}",
+        4: f"Noto Sans {sub}",
+        6: f"NotoSans-{sub}",
+    }
     table = font["name"]
     table.names = [record for record in table.names if record.nameID not in (16, 17)]
     for name_id, value in names.items():
@@ -115,7 +144,9 @@ def _loaded(style: str) -> tuple[TTFFont, bytes]:
     path = static_font(style)
     scratch = FPDF()
     scratch.add_font(FAMILY, style, path)
-    return scratch.fonts[FAMILY + style], path.read_bytes()
+    font = scratch.fonts[FAMILY + style]
+    assert isinstance(font, TTFFont)
+    return font, path.read_bytes()
 
 
 def add_fonts(pdf: FPDF) -> None:

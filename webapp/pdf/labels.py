@@ -109,8 +109,9 @@ def block_height(size: float, lines: int, leading: float = LEADING) -> float:
 
 
 @lru_cache(maxsize=4096)
-def fit(text: str, max_w: float, max_h: float, nominal: float,
-        floor: float = MIN_PT) -> tuple[float, tuple[str, ...]]:
+def fit(
+    text: str, max_w: float, max_h: float, nominal: float, floor: float = MIN_PT
+) -> tuple[float, tuple[str, ...]]:
     """(size in pt, lines) that show all of `text` in the box: shrink first, then wrap.
 
     One line is kept while it can stay at 3/4 of the nominal size; otherwise the text wraps at
@@ -147,8 +148,15 @@ class _Geometry:
         pad = layout.pad if layout.pad is not None else max(1.5, h * 0.06)
         qr = min(h - 2 * pad, w * 0.38)  # ≥ 0.9 mm modules for lot numbers; the rest is text
         text_x = pad + qr + max(pad, 0.06 * qr)  # a gap of ≥ 1.2 modules keeps the code readable
-        return cls(pad=pad, qr=qr, text_x=text_x, text_w=w - text_x - pad, text_top=pad,
-                   text_bottom=h - pad, scale=min(h, 2 * w / 3) / 29)
+        return cls(
+            pad=pad,
+            qr=qr,
+            text_x=text_x,
+            text_w=w - text_x - pad,
+            text_top=pad,
+            text_bottom=h - pad,
+            scale=min(h, 2 * w / 3) / 29,
+        )
 
 
 Run = tuple[str, float, float, str]  # style, size in pt, baseline below the label's top, text
@@ -196,6 +204,7 @@ def _body(geo: _Geometry, name: str, extra: tuple[str, ...]) -> tuple[float, tup
 
 # -- the writer ---------------------------------------------------------------------------------
 
+
 class LabelWriter:
     """Labels of one layout into one PDF: `add()` each label in order, then `output()`.
 
@@ -213,8 +222,16 @@ class LabelWriter:
     result matches what `text()` writes; fpdf2 is pinned.
     """
 
-    def __init__(self, layout: Layout, *, created: datetime, start_position: int = 1,
-                 offset_x: float = 0.0, offset_y: float = 0.0, first_slot: int | None = None) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        created: datetime,
+        start_position: int = 1,
+        offset_x: float = 0.0,
+        offset_y: float = 0.0,
+        first_slot: int | None = None,
+    ) -> None:
         self.layout = layout
         self.geo = _Geometry.of(layout)
         self.offset = (offset_x, offset_y)
@@ -229,14 +246,16 @@ class LabelWriter:
         # group (no images); no "{nb}" page-count substitution.
         pdf.single_resources_object = True
         pdf.allow_images_transparency = False
-        pdf.alias_nb_pages(None)
+        pdf.alias_nb_pages(None)  # type: ignore[arg-type]  # None turns the alias off (fpdf2 2.8)
         add_fonts(pdf)
         pdf.add_page()  # the template page: output() takes its /Resources for every page
         self._fonts = {style: pdf.fonts[FAMILY + style] for style in ("", "B")}
         self._encoded: dict[tuple[str, str], str] = {}
         self._bodies: dict[tuple[str, tuple[str, ...]], tuple[float, str]] = {}
         self._first = first_slot or 0
-        self._page = -1 if first_slot is None else (first_slot + self.start_slot) // layout.per_page - 1
+        self._page = (
+            -1 if first_slot is None else (first_slot + self.start_slot) // layout.per_page - 1
+        )
         self._pages: list[list[str]] = []  # the content (operators) of each page
 
     def add(self, slot: int, label: LabelData) -> None:
@@ -263,8 +282,11 @@ class LabelWriter:
             title_pt, runs = _body(self.geo, name, extra)
             font = self._fonts[""].i
             x = self.geo.text_x * MM
-            ops = " ".join(f"/F{font} {size:.2f} Tf 1 0 0 1 {x:.2f} {-dy * MM:.2f} Tm "
-                           f"{self._show(style, text)}" for style, size, dy, text in runs)
+            ops = " ".join(
+                f"/F{font} {size:.2f} Tf 1 0 0 1 {x:.2f} {-dy * MM:.2f} Tm "
+                f"{self._show(style, text)}"
+                for style, size, dy, text in runs
+            )
             body = self._bodies[key] = (title_pt, ops)
         return body
 
@@ -273,8 +295,9 @@ class LabelWriter:
         if not self._pages:
             self._pages.append([])
         geo = self.geo
-        nominal_pt, body = self._body(label.name,
-                                      tuple(t for t in (label.details, *label.lines) if t))
+        nominal_pt, body = self._body(
+            label.name, tuple(t for t in (label.details, *label.lines) if t)
+        )
         # A long lot number shrinks on its nominal baseline, so the lines below do not move.
         title_pt = min(nominal_pt, geo.text_w / max(text_width(label.title, "B"), 1e-6))
         title_y = (geo.text_top + ASCENT * nominal_pt * PT) * MM
@@ -284,7 +307,8 @@ class LabelWriter:
             f"q 1 0 0 1 {x * MM:.2f} {(self.layout.page_h - y) * MM:.2f} cm 0 g "
             f"{qr_operators(label.qr, geo.pad, qr_y, geo.qr, 0.0, MM)} "
             f"BT /F{self._fonts['B'].i} {title_pt:.2f} Tf 1 0 0 1 {geo.text_x * MM:.2f} "
-            f"{-title_y:.2f} Tm {self._show('B', label.title)} {body} ET Q")
+            f"{-title_y:.2f} Tm {self._show('B', label.title)} {body} ET Q"
+        )
 
     def output(self, path: Path) -> None:
         """Write the PDF to `path` (deterministic: the same labels give the same bytes)."""
@@ -301,12 +325,24 @@ class LabelWriter:
             for ops in self._pages or [[]]:
                 content = pikepdf.Stream(document, zlib.compress("\n".join(ops).encode("latin-1")))
                 content.Filter = pikepdf.Name.FlateDecode  # the bytes above are deflated already
-                kids.append(document.make_indirect(pikepdf.Dictionary(
-                    Type=pikepdf.Name.Page, Parent=tree, Resources=resources, Contents=content)))
+                kids.append(
+                    document.make_indirect(
+                        pikepdf.Dictionary(
+                            Type=pikepdf.Name.Page,
+                            Parent=tree,
+                            Resources=resources,
+                            Contents=content,
+                        )
+                    )
+                )
             tree.Kids = pikepdf.Array(kids)  # the page size is inherited from the page tree
             tree.Count = len(kids)
-            document.save(path, deterministic_id=True, compress_streams=True,
-                          object_stream_mode=pikepdf.ObjectStreamMode.generate)
+            document.save(
+                path,
+                deterministic_id=True,
+                compress_streams=True,
+                object_stream_mode=pikepdf.ObjectStreamMode.generate,
+            )
 
 
 def subset_tag(number: int) -> bytes:

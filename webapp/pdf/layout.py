@@ -33,8 +33,11 @@ class Layout:
         """(page index, x, y) of slot `slot` (0-based, counted across pages, row by row)."""
         page, cell = divmod(slot, self.per_page)
         row, col = divmod(cell, self.cols)
-        return (page, self.left + col * (self.label_w + self.gap_x),
-                self.top + row * (self.label_h + self.gap_y))
+        return (
+            page,
+            self.left + col * (self.label_w + self.gap_x),
+            self.top + row * (self.label_h + self.gap_y),
+        )
 
 
 PRESETS: dict[str, Layout] = {
@@ -43,17 +46,41 @@ PRESETS: dict[str, Layout] = {
         Layout("roll_62x29", "Label roll 62 × 29 mm (Brother DK-11209)", 62, 29, 62, 29),
         Layout("roll_57x32", "Label roll 57 × 32 mm (Zebra, Dymo)", 57, 32, 57, 32),
         Layout("roll_102x51", "Label roll 102 × 51 mm (large tags)", 102, 51, 102, 51),
-        Layout("a4_3x8", "A4 sheet, 3 × 8 labels of 70 × 37 mm", 210, 297, 70, 37,
-               cols=3, rows=8, left=0, top=0.5, pad=4.0),  # edge to edge: office printers
-                                                             # leave ~4 mm at the paper's edge
-        Layout("a4_2x7", "A4 sheet, 2 × 7 labels of 99.1 × 38.1 mm (L7163)", 210, 297, 99.1, 38.1,
-               cols=2, rows=7, left=4.65, top=15.15, gap_x=2.5),
+        Layout(
+            "a4_3x8",
+            "A4 sheet, 3 × 8 labels of 70 × 37 mm",
+            210,
+            297,
+            70,
+            37,
+            cols=3,
+            rows=8,
+            left=0,
+            top=0.5,
+            pad=4.0,
+        ),  # edge to edge: office printers
+        # leave ~4 mm at the paper's edge
+        Layout(
+            "a4_2x7",
+            "A4 sheet, 2 × 7 labels of 99.1 × 38.1 mm (L7163)",
+            210,
+            297,
+            99.1,
+            38.1,
+            cols=2,
+            rows=7,
+            left=4.65,
+            top=15.15,
+            gap_x=2.5,
+        ),
     )
 }
 DEFAULT_LAYOUT = "roll_62x29"
 
 
-def part_bounds(total: int, layout: Layout, start_position: int, per_part: int) -> list[tuple[int, int]]:
+def part_bounds(
+    total: int, layout: Layout, start_position: int, per_part: int
+) -> list[tuple[int, int]]:
     """Split `total` labels into [start, stop) ranges; on sheets every part begins a new page."""
     if total <= per_part:
         return [(0, total)]

@@ -28,7 +28,7 @@ def _pages(source: pikepdf.Pdf) -> list[pikepdf.Dictionary]:
             for key, value in inherited:
                 if key not in obj:
                     obj[key] = value
-        return kids
+        return list(kids)  # type: ignore[arg-type]  # /Kids of a page tree are dictionaries
     pages = [page.obj for page in source.pages]
     for obj in pages:
         node = obj.get("/Parent")
@@ -60,8 +60,12 @@ def merge_pdfs(paths: Sequence[Path], out: Path) -> int:
             tree.Count = len(kids)
             if sources and "/Info" in sources[0].trailer:
                 merged.trailer.Info = merged.copy_foreign(sources[0].trailer.Info)
-            merged.save(out, deterministic_id=True, compress_streams=True,
-                        object_stream_mode=pikepdf.ObjectStreamMode.generate)
+            merged.save(
+                out,
+                deterministic_id=True,
+                compress_streams=True,
+                object_stream_mode=pikepdf.ObjectStreamMode.generate,
+            )
             return len(kids)
     finally:
         for source in sources:

@@ -49,14 +49,14 @@ def encode(payload: str) -> tuple[int, str]:
     code = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
     image = code.to_image(scale=1, add_quiet_zones=True)
     width = image.shape[1]
-    pixels = bytes(image)
+    pixels = bytes(image)  # type: ignore[call-overload]  # zxing's Image has the buffer protocol
     if _cached > ROW_CACHE_LIMIT:
         _rows.clear()
         _cached = 0
     rows = _rows.get(width) or _rows.setdefault(width, [{} for _ in range(width)])
     out = []
     for y in range(QUIET, width - QUIET):
-        row = pixels[y * width:(y + 1) * width]
+        row = pixels[y * width : (y + 1) * width]
         ops = rows[y].get(row)
         if ops is None:
             ops = rows[y][row] = _row_ops(row, y)
@@ -69,8 +69,7 @@ def encode(payload: str) -> tuple[int, str]:
 modules = lru_cache(maxsize=1024)(encode)
 
 
-def qr_operators(payload: str, x: float, y: float, size: float, page_h: float,
-                 k: float) -> str:
+def qr_operators(payload: str, x: float, y: float, size: float, page_h: float, k: float) -> str:
     """PDF operators that fill the code of `payload` at (x, y) mm from the top-left, `size` wide."""
     count, ops = modules(payload)
     scale = size / count * k

@@ -1,4 +1,4 @@
-"""Blueprints, one per area."""
+"""Blueprints, one per area, and the error answers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from webapp.extensions import csrf
-    from webapp.views import api, auth, health, jobs, nursery
+    from webapp.views import api, auth, errors, health, jobs, nursery
 
     csrf.exempt(api.bp)  # Bearer tokens only: no cookies, so no CSRF
     for module in (auth, jobs, nursery, api, health):
         app.register_blueprint(module.bp)
+    errors.init_app(app)

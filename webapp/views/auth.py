@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -11,8 +12,8 @@ from wtforms import EmailField, PasswordField, SelectField
 from wtforms.validators import DataRequired
 
 from webapp.auth import safe_next
+from webapp.db import write_txn
 from webapp.extensions import db
-from webapp.jobs.db import write_txn
 from webapp.models import User
 
 bp = Blueprint("auth", __name__)
@@ -26,13 +27,14 @@ class LoginForm(FlaskForm):
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     """Show the login form; on success go back to where the user was."""
     form = LoginForm()
     next_url = safe_next(request.values.get("next"))
     if form.validate_on_submit():
-        user = db.session.scalars(sa.select(User).where(
-            sa.func.lower(User.email) == form.email.data.strip().lower())).first()
+        user = db.session.scalars(
+            sa.select(User).where(sa.func.lower(User.email) == form.email.data.strip().lower())
+        ).first()
         if user is not None and user.check_password(form.password.data):
             # Permanent: the cookie is re-signed on every request (polls included), so a page
             # left open all day keeps its session and with it the CSRF token in its forms.
@@ -46,7 +48,7 @@ def login():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/logout")
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     """End the session (also when it already ended: never a login detour back to a POST)."""
     logout_user()
     return redirect(url_for("auth.login"))
@@ -58,17 +60,18 @@ class LanguageForm(FlaskForm):
 
 @bp.post("/settings/language")
 @login_required
-def language():  # type: ignore[no-untyped-def]
+def language() -> ResponseReturnValue:
     """Remember the user's language."""
     form = LanguageForm()
     if form.validate_on_submit():
         with write_txn() as session:
-            session.execute(sa.update(User).where(User.id == current_user.id)
-                            .values(locale=form.locale.data))
+            session.execute(
+                sa.update(User).where(User.id == current_user.id).values(locale=form.locale.data)
+            )
     return redirect(safe_next(request.form.get("next")) or url_for("jobs.index"))
 
 
 @bp.get("/")
-def home():  # type: ignore[no-untyped-def]
+def home() -> ResponseReturnValue:
     """The start page is the potting-lot table."""
     return redirect(url_for("nursery.potting_lots"))

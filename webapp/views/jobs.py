@@ -6,14 +6,14 @@ import hashlib
 from typing import Any
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_login import current_user, login_required
 
 from webapp import jobs
-from webapp.auth import is_htmx
 from webapp.downloads import send_job_file
 from webapp.extensions import db
-from webapp.http import see_other
+from webapp.http import is_htmx, see_other
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -23,9 +23,9 @@ def to_job_page(job_id: str) -> Any:
     return see_other(url_for("jobs.show", job_id=job_id))
 
 
-@bp.get("/")
+@bp.get("", strict_slashes=False)
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     """My jobs, newest first (admins may ask for everyone's)."""
     everyone = current_user.is_admin and request.args.get("all") == "1"
     status = request.args.get("status") or None
@@ -35,19 +35,21 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.get("/<job_id>")
 @login_required
-def show(job_id: str):  # type: ignore[no-untyped-def]
+def show(job_id: str) -> ResponseReturnValue:
     """The job's page: one status partial that polls while the job is live."""
     job = jobs.get_for(current_user, job_id)
-    return render_template("jobs/show.html", job=job)
+    return render_template("jobs/show.html", job=job, kind=jobs.kind_of(job.kind))
 
 
 @bp.get("/<job_id>/status")
 @login_required
-def status(job_id: str):  # type: ignore[no-untyped-def]
+def status(job_id: str) -> ResponseReturnValue:
     """The status partial; an unchanged poll is a 304 without rendering."""
     job = jobs.get_for(current_user, job_id)
     etag = status_etag(job)
-    response = make_response("", 304) if request.if_none_match.contains(etag) else render_status(job)
+    response = (
+        make_response("", 304) if request.if_none_match.contains(etag) else render_status(job)
+    )
     response.set_etag(etag)
     response.headers["Cache-Control"] = "private, no-cache"
     response.headers["Vary"] = "HX-Request, Cookie"
@@ -57,26 +59,42 @@ def status(job_id: str):  # type: ignore[no-untyped-def]
 def status_etag(job: Any) -> str:
     """A digest of what the partial shows. Not of its bytes: the CSRF token in its forms is
     re-signed every second, so a body hash would never repeat between two polls."""
-    state = (job.id, job.status, job.progress_done, job.progress_total, job.progress_step,
-             job.attempts, job.max_attempts, job.error, job.file_name, job.artifact_id,
-             jobs.eta_seconds(job), str(get_locale()), current_user.id)
+    state = (
+        job.id,
+        job.status,
+        job.progress_done,
+        job.progress_total,
+        job.step_code,
+        job.step_params,
+        job.attempts,
+        job.max_attempts,
+        job.error_code,
+        job.error_params,
+        job.file_name,
+        job.artifact_id,
+        jobs.eta_seconds(job),
+        str(get_locale()),
+        current_user.id,
+    )
     return hashlib.sha256(repr(state).encode()).hexdigest()[:32]
 
 
 def render_status(job: Any) -> Any:
-    return make_response(render_template("partials/_job_status.html", job=job))
+    return make_response(
+        render_template("partials/_job_status.html", job=job, kind=jobs.kind_of(job.kind))
+    )
 
 
 @bp.get("/<job_id>/download")
 @login_required
-def download(job_id: str):  # type: ignore[no-untyped-def]
+def download(job_id: str) -> ResponseReturnValue:
     """The finished file (owner or admin)."""
     return send_job_file(jobs.get_for(current_user, job_id))
 
 
 @bp.post("/<job_id>/cancel")
 @login_required
-def cancel(job_id: str):  # type: ignore[no-untyped-def]
+def cancel(job_id: str) -> ResponseReturnValue:
     """Cancel a queued or running job."""
     job = jobs.get_for(current_user, job_id)
     try:
@@ -88,7 +106,7 @@ def cancel(job_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/<job_id>/retry")
 @login_required
-def retry(job_id: str):  # type: ignore[no-untyped-def]
+def retry(job_id: str) -> ResponseReturnValue:
     """Run a failed, cancelled or expired job again ("regenerate")."""
     job = jobs.retry(jobs.get_for(current_user, job_id))
     if job.id != job_id:

@@ -1,4 +1,8 @@
-"""Transactions for state changes. SQLite needs BEGIN IMMEDIATE for read-then-write (DESIGN §8)."""
+"""Write transactions for every module. SQLite needs BEGIN IMMEDIATE for read-then-write (DESIGN §8).
+
+`init_app` installs the per-connection SQLite pragmas on the app's own engine (never on every
+`Engine` at import time) and disposes of the pool in a forked child.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,12 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from typing import Any
 
+from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from webapp.extensions import db
@@ -51,6 +56,15 @@ def _sqlite_write_lock(database: str | None) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+_AFTER_COMMIT = "pressroom.after_commit"
+
+
+def after_commit(session: Session, action: Callable[[], object]) -> None:
+    """Run `action` once the write transaction `session` is in has committed (dropped on a
+    rollback), after the write lock is released: e.g. send a job's message to the broker."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
 @contextmanager
 def write_txn() -> Iterator[Session]:
     """One committed write transaction that takes SQLite's write lock before its first read."""
@@ -59,18 +73,30 @@ def write_txn() -> Iterator[Session]:
         session.commit()
     bind = session.get_bind()
     sqlite = bind.dialect.name == "sqlite"
-    with _sqlite_write_lock(bind.url.database) if sqlite else nullcontext():
+    with _sqlite_write_lock(bind.engine.url.database) if sqlite else nullcontext():
         session.connection(execution_options={"sqlite_immediate": True})
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
+            session.info.pop(_AFTER_COMMIT, None)
             raise
+    for action in session.info.pop(_AFTER_COMMIT, []):
+        action()
 
 
-@event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def init_app(app: Flask) -> None:
+    """Pragmas and BEGIN IMMEDIATE on this app's engine; a forked child opens its own connections."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
     # SQLAlchemy emits BEGIN itself (below); pysqlite's own implicit BEGIN would hide it.
@@ -83,9 +109,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-@event.listens_for(Engine, "begin")
-def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
-    if conn.dialect.name != "sqlite":
-        return
+def _sqlite_begin(conn: Any) -> None:
     immediate = conn.get_execution_options().get("sqlite_immediate")
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

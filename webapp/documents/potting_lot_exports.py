@@ -1,0 +1,243 @@
+"""`potting_lots_csv` and `potting_lots_xlsx`: the potting-lot table with its filters, as rows.
+
+A header row with the import's column names (DESIGN §5), then one row per lot in table order,
+so an exported CSV imports back unchanged. Rows are read in keyset batches of `BATCH`, never
+all at once, and each batch is read whole before the next progress write commits the session.
+
+Consistency: `prepare` names the data in one aggregate query (count, sum of ids, newest
+`updated_at`), and that version goes into the input hash. Each render (the whole file, or one
+part of a split export) runs the same query once it has read its rows and fails with
+`rows_changed` when the version moved: parts find their slice by position, so an import
+between two parts would otherwise drop or repeat rows at their seams without anyone noticing.
+A file is therefore exactly the rows its input hash names. (The check runs after the reads
+only: before them it would just fail sooner, and at 1,000,000 rows it costs ~0.2 s a part.)
+
+Big exports split into parts of CHUNK_ROWS rows (XLSX) or CSV_CHUNK_ROWS rows (CSV), merged
+by webapp/exports.py; its docstring says why an XLSX part is a whole workbook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+from pydantic import BaseModel, ConfigDict
+
+from webapp import exports
+from webapp.documents.base import DocumentKind, Part, Prepared, RenderContext
+from webapp.errors import InvalidParams, PermanentError
+from webapp.extensions import db
+from webapp.messages import N_
+from webapp.models import Job, PottingLot, User
+from webapp.nursery.filters import FilterError, LotFilter, ordered
+from webapp.nursery.importer import COLUMNS
+
+BATCH = 2_000  # rows per query: ~10 ms of CSV, ~80 ms of XLSX between two progress checks
+
+_TYPES: dict[str, Literal["text", "int", "date"]] = {"quantity": "int", "potting_date": "date"}
+_WIDTHS = {
+    "lot_number": 14,
+    "plant_name": 44,
+    "pot_size": 9,
+    "quantity": 10,
+    "potting_date": 13,
+    "location": 22,
+    "customer": 30,
+}
+COLUMN_SPECS = tuple(
+    exports.Column(name, _TYPES.get(name, "text"), _WIDTHS[name]) for name in COLUMNS
+)
+_SELECTED = tuple(getattr(PottingLot, name) for name in COLUMNS)
+assert COLUMNS[0] == "lot_number"  # the keyset below walks the table order by the first column
+
+
+class ExportParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    filter: dict[str, Any] = {}
+
+
+class CsvParams(ExportParams):
+    delimiter: Literal[",", ";"] = ","
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one aggregate query says about the rows a filter selects."""
+
+    rows: int
+    version: str
+    newest: datetime | None
+
+
+def resolve(raw: dict[str, Any]) -> LotFilter:
+    """The table filter, or 422 naming the filter key (`filter.week`)."""
+    try:
+        return LotFilter.from_mapping(raw)
+    except FilterError as exc:
+        field = "filter" if exc.field == "filter" else f"filter.{exc.field}"
+        raise InvalidParams.field(field, exc.msg.code, **exc.msg.params) from None
+
+
+def snapshot(lot_filter: LotFilter) -> Snapshot:
+    """Count, sum of ids and newest change in one query: a changed, added or deleted row moves
+    at least one of them (an update sets `updated_at`)."""
+    count, id_sum, newest = db.session.execute(
+        lot_filter.apply(
+            sa.select(
+                sa.func.count(PottingLot.id),
+                sa.func.coalesce(sa.func.sum(PottingLot.id), 0),
+                sa.func.max(PottingLot.updated_at),
+            )
+        )
+    ).one()
+    stamp = newest.isoformat() if newest else "-"
+    return Snapshot(int(count), f"{count}:{id_sum}:{stamp}", newest)
+
+
+class PottingLotExport(DocumentKind):
+    """What both formats share: the rows, their checks, the file name, the split in parts."""
+
+    unit = "row"
+    limit_key = "MAX_EXPORT_ROWS"
+    back_endpoint = "nursery.potting_lots"
+    back_label = N_("Back to the potting lots")
+    #: Config key of the rows a part of a split export has.
+    chunk_key: ClassVar[str]
+
+    def prepare(self, params: Any, owner: User | None) -> Prepared:
+        lot_filter = resolve(params.filter)
+        snap = snapshot(lot_filter)
+        normalised = {"filter": lot_filter.as_dict(), **self.options(params)}
+        # What the pages show, and for the renders: the version they check, the newest change
+        # (an XLSX's creation date: identical rows give identical bytes).
+        summary = {
+            "filter": lot_filter.as_dict(),
+            "data_version": snap.version,
+            "newest": snap.newest.isoformat() if snap.newest else None,
+            **self.options(params),
+        }
+        return Prepared(
+            params=normalised, data_version=snap.version, total=snap.rows, summary=summary
+        )
+
+    def options(self, params: Any) -> dict[str, Any]:
+        """The format's own parameters, normalised (defaults spelled out)."""
+        return {}
+
+    def file_name(self, job: Job) -> str:
+        created = job.created_at.replace(tzinfo=UTC).astimezone(ZoneInfo(current_app.config["TZ"]))
+        return f"potting_lots_{created:%Y-%m-%d}{self.suffix}"
+
+    def split(self, job: Job, config: dict[str, Any]) -> list[Part]:
+        size = int(config[self.chunk_key])
+        total = job.progress_total
+        if total <= size:
+            return []
+        return [
+            Part(index, start, min(start + size, total))
+            for index, start in enumerate(range(0, total, size))
+        ]
+
+    def merge(self, job: Job, ctx: RenderContext, parts: list[Path], out: Path) -> None:
+        try:
+            self.merge_files(parts, out)
+        except exports.MergeError as exc:
+            raise PermanentError("merge_failed", reason=str(exc)) from None
+
+    def render(self, job: Job, ctx: RenderContext, out: Path, part: Part | None) -> None:
+        lot_filter = LotFilter.from_mapping(job.params["filter"])
+        start, stop = (part.start, part.stop) if part else (0, job.progress_total)
+        ctx.progress(0, "writing_rows", force=True)
+        writer = self.writer(job, out, start)
+        try:
+            written = 0
+            for rows in batches(lot_filter, start, stop):
+                writer.write(rows)
+                written += len(rows)
+                ctx.progress(written, "writing_rows")  # also the cancel check and heartbeat
+            expected = job.summary["data_version"]
+            if written != stop - start or snapshot(lot_filter).version != expected:
+                raise PermanentError("rows_changed")  # see the module docstring
+            ctx.progress(written, "writing_file", force=True)
+        except BaseException:
+            writer.abort()  # a cancel stops at once, without assembling a workbook
+            raise
+        writer.close()
+
+    def merge_files(self, parts: list[Path], out: Path) -> None:
+        raise NotImplementedError
+
+    def writer(self, job: Job, out: Path, start: int) -> exports.RowWriter:
+        raise NotImplementedError
+
+
+class PottingLotsCsv(PottingLotExport):
+    name = "potting_lots_csv"
+    title = N_("Potting lots (CSV)")
+    suffix = ".csv"
+    media_type = "text/csv; charset=utf-8"
+    Params = CsvParams
+    chunk_key = "CSV_CHUNK_ROWS"
+
+    def options(self, params: Any) -> dict[str, Any]:
+        return {"delimiter": params.delimiter}
+
+    def merge_files(self, parts: list[Path], out: Path) -> None:
+        exports.merge_csv(parts, out)
+
+    def writer(self, job: Job, out: Path, start: int) -> exports.RowWriter:
+        return exports.CsvRows(out, COLUMN_SPECS, delimiter=job.params["delimiter"])
+
+
+class PottingLotsXlsx(PottingLotExport):
+    name = "potting_lots_xlsx"
+    title = N_("Potting lots (Excel)")
+    suffix = ".xlsx"
+    media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    Params = ExportParams
+    chunk_key = "CHUNK_ROWS"
+
+    def limit(self, config: dict[str, Any]) -> int | None:
+        # A sheet holds 1,048,576 rows; xlsxwriter drops the cells of any further row silently.
+        return min(super().limit(config) or exports.XLSX_MAX_ROWS, exports.XLSX_MAX_ROWS)
+
+    def merge_files(self, parts: list[Path], out: Path) -> None:
+        exports.merge_xlsx(parts, out)
+
+    def writer(self, job: Job, out: Path, start: int) -> exports.RowWriter:
+        newest = job.summary.get("newest")  # None when no row matches
+        return exports.XlsxRows(
+            out,
+            COLUMN_SPECS,
+            first_row=start,
+            sheet_name="potting_lots",
+            created=datetime.fromisoformat(newest) if newest else None,
+        )
+
+
+def batches(lot_filter: LotFilter, start: int, stop: int) -> Iterator[Sequence[sa.Row[Any]]]:
+    """Rows [start, stop) of the filtered table in its order, BATCH at a time (keyset)."""
+    query = ordered(lot_filter.apply(sa.select(*_SELECTED)))
+    after = None
+    if start:
+        # The row before the slice, by position: only a part of a split export needs it.
+        after = db.session.scalar(
+            ordered(lot_filter.apply(sa.select(PottingLot.lot_number))).offset(start - 1).limit(1)
+        )
+        if after is None:
+            return
+    left = stop - start
+    while left > 0:
+        page = query if after is None else query.where(PottingLot.lot_number > after)
+        rows = db.session.execute(page.limit(min(BATCH, left))).all()
+        if not rows:
+            return
+        yield rows
+        left -= len(rows)
+        after = rows[-1][0]

@@ -1,0 +1,277 @@
+"""Submit, read, cancel and retry: the engine as people and other code start it.
+
+`enqueue(session, …)` joins the caller's write transaction (the job commits together with
+whatever else the caller writes, or not at all); its message goes to the broker after the
+commit. `submit` is the same in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from webapp import documents
+from webapp.db import after_commit, write_txn
+from webapp.documents import DocumentKind, Prepared
+from webapp.errors import Conflict, Forbidden, InvalidParams, NotFound
+from webapp.extensions import db
+from webapp.jobs import queues, transitions
+from webapp.models import LIVE_STATUSES, Artifact, Job, JobStatus, Origin, User, utcnow
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = (JobStatus.FAILED.value, JobStatus.CANCELLED.value, JobStatus.EXPIRED.value)
+
+
+def kind_of(name: Any) -> DocumentKind:
+    if isinstance(name, DocumentKind):
+        return name
+    kind = documents.get(name) if isinstance(name, str) else None
+    if kind is None:
+        raise InvalidParams.field(
+            "kind", "unknown_kind", kind=repr(name)[:60], kinds=documents.names()
+        )
+    return kind
+
+
+def prepare(kind: DocumentKind, raw: Any, owner: User | None) -> Prepared:
+    """Validate, normalise and check the kind's limit (422 with the fields that are wrong)."""
+    if not kind.may_submit(owner):
+        raise Forbidden("not_allowed")
+    prepared = kind.prepare(kind.parse(raw), owner)
+    limit = kind.limit(current_app.config)
+    if limit is not None and prepared.total > limit:
+        raise InvalidParams.field(
+            "params", "too_many", total=prepared.total, unit=kind.unit, limit=limit
+        )
+    return prepared
+
+
+def input_hash(kind: str, prepared: Prepared) -> str:
+    blob = json.dumps(
+        {"kind": kind, "params": prepared.params, "data": prepared.data_version},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def reusable_artifact(session: Session, digest: str) -> Artifact | None:
+    """A published file for this exact input (anyone's: files are content-addressed)."""
+    return session.scalars(
+        sa.select(Artifact).where(
+            Artifact.input_hash == digest,
+            sa.or_(Artifact.expires_at.is_(None), Artifact.expires_at > utcnow()),
+        )
+    ).first()
+
+
+def keep_artifact(artifact: Artifact) -> None:
+    """A job points at this file from now: keep it for the retention period from now."""
+    keep = utcnow() + timedelta(days=current_app.config["RETENTION_DAYS"])
+    if artifact.expires_at is None or artifact.expires_at < keep:
+        artifact.expires_at = keep
+
+
+def live_twin(
+    session: Session, kind: str, owner_id: int | None, subject: str | None, digest: str
+) -> Job | None:
+    """The live job this one would duplicate: the subject's (whoever asked) or the owner's."""
+    where = [Job.input_hash == digest, Job.parent_id.is_(None), Job.status.in_(LIVE_STATUSES)]
+    if subject is not None:
+        where += [Job.kind == kind, Job.subject == subject]
+    else:
+        where += [Job.owner_id == owner_id, Job.subject.is_(None)]
+    return session.scalars(sa.select(Job).where(*where)).first()
+
+
+def load_after_commit(session: Session, job: Job) -> None:
+    """Read `job` back as committed before any message for it goes out (register this first):
+    a worker may claim it the moment it is sent, and the caller answers with the job as it was
+    committed (the API's 202 and `queued` for a new job), not with whatever the worker made of
+    it meanwhile."""
+    after_commit(session, lambda: session.refresh(job))
+
+
+def send_after_commit(session: Session, job_id: str, *, chunk: bool = False) -> None:
+    """The job's message goes to the broker once the transaction commits."""
+    after_commit(session, lambda: send(job_id, chunk=chunk))
+
+
+def send(job_id: str, *, chunk: bool = False, delay_s: float = 0) -> bool:
+    """Send now. A failed send marks the job unsent, so the reaper's next pass sends it."""
+    if queues.send(queues.CHUNK if chunk else queues.RENDER, job_id, delay_s=delay_s):
+        return True
+    with write_txn() as session:
+        transitions.mark_sent(session, [job_id], None)
+    return False
+
+
+def enqueue(
+    session: Session,
+    kind_name: Any,
+    params: Any,
+    *,
+    owner: User | None = None,
+    origin: Origin = Origin.USER,
+    prepared: Prepared | None = None,
+) -> tuple[Job, bool]:
+    """Create the job inside the caller's transaction (or return its live twin). → (job, created)
+
+    Validation reads in the same transaction. The message is sent after the commit."""
+    kind = kind_of(kind_name)
+    prepared = prepared or prepare(kind, params, owner)
+    digest = input_hash(kind.name, prepared)
+    subject = kind.subject(prepared.params)
+    owner_id = owner.id if owner is not None else None
+    twin = live_twin(session, kind.name, owner_id, subject, digest)
+    if twin is not None:
+        return twin, False
+    now = utcnow()
+    job = Job(
+        owner_id=owner_id,
+        origin=origin.value,
+        kind=kind.name,
+        params=prepared.params,
+        summary=prepared.summary,
+        subject=subject,
+        input_hash=digest,
+        unit=kind.unit,
+        status=JobStatus.QUEUED.value,
+        progress_total=prepared.total,
+        step_code="waiting",
+        max_attempts=current_app.config["JOB_MAX_ATTEMPTS"],
+        created_at=now,
+        sent_at=now,
+    )
+    job.file_name = kind.file_name(job)
+    artifact = reusable_artifact(session, digest)
+    if artifact is not None:
+        keep_artifact(artifact)
+        job.status, job.artifact_id, job.finished_at = JobStatus.DONE.value, artifact.id, now
+        job.progress_done, job.step_code, job.sent_at = job.progress_total, "ready", None
+    transitions.insert(session, job)
+    load_after_commit(session, job)
+    if job.status == JobStatus.QUEUED:
+        send_after_commit(session, job.id)
+    return job, True
+
+
+def submit(
+    owner: User | None, kind_name: Any, params: Any, *, origin: Origin = Origin.USER
+) -> tuple[Job, bool]:
+    """enqueue() in a transaction of its own; 20 identical concurrent submits make one job."""
+    kind = kind_of(kind_name)
+    prepared = prepare(kind, params, owner)
+    try:
+        with write_txn() as session:
+            job, created = enqueue(
+                session, kind, params, owner=owner, origin=origin, prepared=prepared
+            )
+    except IntegrityError:
+        # A concurrent identical submit won the unique index (PostgreSQL path): return its job.
+        digest = input_hash(kind.name, prepared)
+        twin = live_twin(
+            db.session(),
+            kind.name,
+            owner.id if owner else None,
+            kind.subject(prepared.params),
+            digest,
+        )
+        if twin is None:
+            raise
+        return twin, False
+    if created:
+        log.info(
+            "job %s submitted: kind=%s total=%d status=%s",
+            job.id,
+            job.kind,
+            job.progress_total,
+            job.status,
+        )
+    return job, created
+
+
+def may_read(user: User, job: Job) -> bool:
+    """Its owner, an admin, or — for a document with a subject — anyone who may submit the kind."""
+    if job.owner_id == user.id or user.is_admin:
+        return True
+    kind = documents.get(job.kind)
+    return job.subject is not None and kind is not None and kind.may_submit(user)
+
+
+def get_for(user: User, job_id: Any) -> Job:
+    """The job if `user` may see it; chunks are never visible."""
+    job = db.session.get(Job, job_id) if isinstance(job_id, str) and len(job_id) <= 24 else None
+    if job is None or job.parent_id is not None or not may_read(user, job):
+        raise NotFound("not_found")
+    return job
+
+
+def list_for(
+    user: User,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+    everyone: bool = False,
+) -> list[Job]:
+    query = sa.select(Job).where(Job.parent_id.is_(None))
+    if not (everyone and user.is_admin):
+        query = query.where(Job.owner_id == user.id)
+    if status:
+        query = query.where(Job.status == status)
+    if kind:
+        query = query.where(Job.kind == kind)
+    query = query.order_by(Job.created_at.desc(), Job.id).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def cancel(job: Job) -> Job:
+    """Cancel a queued or running job; its worker notices at its next write and stops."""
+    with write_txn() as session:
+        changed = transitions.cancel(session, job.id)
+    db.session.refresh(job)
+    if not changed:
+        raise Conflict("already_final")
+    log.info("job %s cancelled", job.id)
+    return job
+
+
+def retry(job: Job) -> Job:
+    """Run a failed, cancelled or expired job again with the current data."""
+    if job.status not in RETRYABLE:
+        raise Conflict("not_retryable")
+    kind = kind_of(job.kind)
+    prepared = prepare(kind, job.params, job.owner)
+    digest = input_hash(kind.name, prepared)
+    with write_txn() as session:
+        twin = live_twin(session, job.kind, job.owner_id, job.subject, digest)
+        if twin is not None:
+            return twin
+        session.execute(sa.delete(Job).where(Job.parent_id == job.id))
+        artifact = reusable_artifact(session, digest)
+        if artifact is not None:
+            keep_artifact(artifact)
+        if not transitions.retry(
+            session,
+            job.id,
+            input_hash=digest,
+            summary=prepared.summary,
+            total=prepared.total,
+            artifact_id=artifact.id if artifact else None,
+        ):
+            raise Conflict("not_retryable")
+        load_after_commit(session, job)
+        if artifact is None:
+            send_after_commit(session, job.id)
+    log.info("job %s retried", job.id)
+    return job

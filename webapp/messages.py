@@ -1,0 +1,193 @@
+"""Messages are codes: a code plus parameters, stored as such and rendered in the reader's language.
+
+Workers have no user and no locale, so the engine, the document kinds and the importer never
+store a sentence. They store a `Msg` (code + JSON parameters); a page renders it with
+Flask-Babel in the reader's locale (numbers grouped the locale's way), and the API adds the
+English text beside the code. `CATALOGUE` is the one list of codes: a test fails when a raised
+code is missing here or lacks a translation in any language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask_babel import force_locale, format_number, gettext
+
+
+def N_(message: str) -> str:  # the marker pybabel extracts by default
+    """Mark `message` for extraction; it is translated where it is shown."""
+    return message
+
+
+CATALOGUE: dict[str, str] = {
+    # -- progress steps (job.step_code) ----------------------------------------------------
+    "waiting": N_("Waiting for a worker"),
+    "starting": N_("Starting"),
+    "drawing_labels": N_("Drawing labels"),
+    "writing_rows": N_("Writing rows"),
+    "writing_file": N_("Writing the file"),
+    "saving": N_("Saving"),
+    "ready": N_("Ready"),
+    "cancelled": N_("Cancelled"),
+    "failed": N_("Failed"),
+    "expired": N_("Expired"),
+    "rendering_parts": N_("Rendering in %(parts)s parts"),
+    "merging_parts": N_("Merging %(parts)s parts"),
+    "retrying_in": N_("Retrying in %(seconds)s s"),
+    # -- job errors (job.error_code) -------------------------------------------------------
+    "time_limit": N_(
+        "Stopped after the time limit of %(minutes)s minutes. "
+        "Split the batch into smaller ones and try again."
+    ),
+    "worker_stopped": N_("Its worker stopped."),
+    "worker_silent": N_("Its worker stopped answering."),
+    "disk_full": N_(
+        "The file could not be written: the disk is full. Ask an administrator to free space."
+    ),
+    "not_writable": N_(
+        "The file could not be written: the artifact directory is not writable. "
+        "Ask an administrator to check its permissions."
+    ),
+    "file_error": N_("The file could not be written: %(reason)s."),
+    "unexpected": N_("Unexpected error: %(reason)s"),
+    "parts_missing": N_("Parts of this batch are missing (%(parts)s); try again."),
+    "merge_failed": N_("Merging the parts failed: %(reason)s"),
+    "rows_changed": N_(
+        "The potting lots changed while this export was being made (an import "
+        "or an edit); try again to export the rows as they are now."
+    ),
+    "lot_deleted": N_(
+        "Potting lot #%(id)s was deleted after this job was started; print the labels again."
+    ),
+    # -- refusals (HTTP errors, params) ----------------------------------------------------
+    "not_found": N_("No such job."),
+    "unknown_kind": N_("Unknown kind %(kind)s; use one of: %(kinds)s."),
+    "not_allowed": N_("Your account may not start this kind of job."),
+    "not_allowed_everyone": N_("Only administrators may list everyone's jobs."),
+    "too_many": N_(
+        "This job has %(total)s %(unit)s; the limit is %(limit)s. Narrow the filters and try again."
+    ),
+    "already_final": N_("This job has already ended; there is nothing to cancel."),
+    "not_retryable": N_("Only failed, cancelled or expired jobs can be run again."),
+    "file_not_ready": N_("The file is not ready yet."),
+    "file_expired": N_(
+        "This file has expired and was removed. Regenerate it to download it again."
+    ),
+    "file_missing": N_("This file is no longer on disk. Regenerate it to download it again."),
+    "bad_body": N_('The body must be a JSON object like {"kind": …, "params": {…}}.'),
+    "invalid_params": N_("Some parameters are not valid; see the fields."),
+    "no_lots_match": N_("No potting lots match these filters; change or clear them."),
+    "unknown_lots": N_("Unknown potting lots: %(ids)s."),
+    "no_rows_ticked": N_("Tick at least one row to reprint."),
+    "unknown_layout": N_("Unknown label layout; choose one from the list."),
+    "one_of_lots_or_filter": N_("Give either the lots or a filter, not both."),
+    # -- field errors (pydantic error types, and our own) ----------------------------------
+    "field_required": N_("This field is required."),
+    "field_unknown": N_("Unknown field."),
+    "field_integer": N_("Enter a whole number."),
+    "field_number": N_("Enter a number."),
+    "field_text": N_("Enter text."),
+    "field_list": N_("Enter a list."),
+    "field_object": N_("Enter an object with named fields."),
+    "field_min": N_("Enter %(limit)s or more."),
+    "field_max": N_("Enter %(limit)s or less."),
+    "field_range": N_("Enter a number from %(low)s to %(high)s."),
+    "field_too_short": N_("Enter at least %(limit)s."),
+    "field_too_long": N_("Enter at most %(limit)s."),
+    "field_choice": N_("Choose one of: %(choices)s."),
+    "field_boolean": N_("Enter true or false."),
+    "field_date": N_("Enter a date like 2026-12-01."),
+    "field_invalid": N_("This value is not valid."),
+    # -- table filters ---------------------------------------------------------------------
+    "week_format": N_("Week '%(value)s' is not like 2026-W48 (ISO year, W, week number)."),
+    "week_missing": N_("%(year)s has no ISO week %(week)s."),
+    "filter_object": N_("The filter must be an object with the table's filter keys."),
+    "filter_unknown": N_("Unknown filter %(key)s; use %(keys)s."),
+    "filter_text": N_("Filter %(key)s must be text."),
+    # -- CSV import ------------------------------------------------------------------------
+    "csv_not_utf8": N_("The file is not UTF-8 text. Save it as 'CSV UTF-8' and try again."),
+    "csv_empty": N_("The file is empty."),
+    "csv_no_rows": N_("The file has a header but no rows."),
+    "csv_missing_columns": N_("Missing column(s): %(missing)s. The header must name: %(columns)s."),
+    "csv_cell_empty": N_("%(column)s is empty"),
+    "csv_cell_too_long": N_("%(column)s is longer than %(n)s characters"),
+    "csv_bad_quantity": N_("quantity %(value)s is not a whole number ≥ 0"),
+    "csv_bad_date": N_("potting_date %(value)s is not a date like 2026-11-23"),
+    "csv_unreadable": N_("this line cannot be read as CSV (%(reason)s)"),
+    "csv_duplicate": N_("lot_number %(value)s already appears on line %(line)s"),
+    "csv_choose_file": N_("Choose a CSV file to import."),
+}
+
+# How many times an attempt was made, appended when the engine gave up (error_params["attempts"]).
+GAVE_UP = N_("%(message)s (gave up after %(attempts)s attempts)")
+
+#: Units of progress, as counted nouns (`unit` of a kind; the API's `progress.unit`).
+UNITS: dict[str, tuple[str, str]] = {
+    "label": (N_("label"), N_("labels")),
+    "row": (N_("row"), N_("rows")),
+    "page": (N_("page"), N_("pages")),
+    "document": (N_("document"), N_("documents")),
+    "mail": (N_("mail"), N_("mails")),
+    "step": (N_("step"), N_("steps")),
+}
+
+
+@dataclass(frozen=True)
+class Msg:
+    """A message as stored: a catalogue code and the values it is filled with (JSON types)."""
+
+    code: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.code not in CATALOGUE:
+            raise KeyError(f"message code {self.code!r} is not in webapp/messages.py CATALOGUE")
+
+    def text(self) -> str:
+        """In the current locale (a request's), numbers grouped the locale's way."""
+        return render(self.code, self.params)
+
+    def english(self) -> str:
+        """For the API, the logs and the JSON `message`."""
+        return english(self.code, self.params)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"code": self.code, "params": self.params}
+
+
+def _values(params: dict[str, Any], translate: bool) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, bool):
+            values[key] = value
+        elif isinstance(value, int | float):
+            values[key] = format_number(value)
+        elif key == "unit" and isinstance(value, str) and value in UNITS:
+            values[key] = gettext(UNITS[value][1]) if translate else UNITS[value][1]
+        elif isinstance(value, list):
+            values[key] = ", ".join(str(v) for v in value)
+        else:
+            values[key] = "" if value is None else str(value)
+    return values
+
+
+def render(code: str | None, params: dict[str, Any] | None = None) -> str:
+    """The message in the current locale; an unknown code shows as itself (never lost)."""
+    if not code:
+        return ""
+    params = params or {}
+    template = CATALOGUE.get(code)
+    if template is None:
+        return code
+    values = _values({k: v for k, v in params.items() if k != "attempts"}, translate=True)
+    text = gettext(template, **values) if "%(" in template else gettext(template)
+    if params.get("attempts"):
+        text = gettext(GAVE_UP, message=text, attempts=format_number(params["attempts"]))
+    return text
+
+
+def english(code: str | None, params: dict[str, Any] | None = None) -> str:
+    """The English text, whatever the request's locale (the API's `message`, logs)."""
+    with force_locale("en"):
+        return render(code, params)
