@@ -65,6 +65,9 @@ CATALOGUE: dict[str, str] = {
     "unknown_kind": N_("Unknown kind %(kind)s; use one of: %(kinds)s."),
     "not_allowed": N_("Your account may not start this kind of job."),
     "not_allowed_everyone": N_("Only administrators may list everyone's jobs."),
+    "not_allowed_control": N_(
+        "Only the person who started this job, or an administrator, may cancel or restart it."
+    ),
     "too_many": N_(
         "This job has %(total)s %(unit)s; the limit is %(limit)s. Narrow the filters and try again."
     ),

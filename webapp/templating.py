@@ -23,6 +23,15 @@ STATUS_LABELS: dict[str, str] = {
     "expired": N_("Expired"),
 }
 
+# Who started a job that has no owner (schedules, regeneration …), as "My jobs" says it.
+ORIGIN_LABELS: dict[str, str] = {
+    "user": N_("Page"),
+    "api": N_("API"),
+    "schedule": N_("Schedule"),
+    "regeneration": N_("Regeneration"),
+    "event": N_("Automatic"),
+}
+
 # The label layouts' names (webapp/pdf/layout.py keeps the English ones).
 LAYOUT_NAMES: dict[str, str] = {
     "roll_62x29": N_("Label roll 62 × 29 mm (Brother DK-11209)"),
@@ -93,6 +102,10 @@ def layout_name(key: str | None) -> str:
     return layout.name if layout else (key or "")
 
 
+def origin_label(origin: str | None) -> str:
+    return gettext(ORIGIN_LABELS[origin]) if origin in ORIGIN_LABELS else (origin or "")
+
+
 def status_label(status: str | None) -> str:
     return gettext(STATUS_LABELS[status]) if status in STATUS_LABELS else (status or "")
 
@@ -131,6 +144,7 @@ def init_app(app: Flask) -> None:
         iso_time=iso_time,
         layout_name=layout_name,
         status_label=status_label,
+        origin_label=origin_label,
         filter_label=filter_label,
         number=number,
         msg=message,

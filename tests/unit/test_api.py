@@ -219,6 +219,10 @@ class TestSubmit:
             ({"filter": {"colour": "red"}}, "filter.colour"),
             ({"filter": {"q": "no plant is called like this"}}, "filter"),
             ({"lot_ids": [1], "shape": "round"}, "shape"),
+            ({"lot_ids": [10**20]}, "lot_ids"),  # past a database integer: no overflow error
+            ({"lot_ids": [0]}, "lot_ids"),
+            ({"filter": {"q": "a\x00b"}}, "filter.q"),  # NUL: PostgreSQL refuses it in text
+            ({"filter": {"q": 0}}, "filter.q"),
         ],
     )
     def test_invalid_params_are_422_naming_the_field_and_nothing_is_queued(

@@ -34,7 +34,7 @@ from webapp.extensions import db
 from webapp.i18n import FIELD_LABELS
 from webapp.messages import CATALOGUE, GAVE_UP, UNITS, Msg, render
 from webapp.models import Artifact, Job, User, utcnow
-from webapp.templating import FILTER_LABELS, LAYOUT_NAMES, STATUS_LABELS
+from webapp.templating import FILTER_LABELS, LAYOUT_NAMES, ORIGIN_LABELS, STATUS_LABELS
 from webapp.views.errors import PAGE_MESSAGES
 
 TRANSLATIONS = ROOT / "webapp" / "translations"
@@ -154,6 +154,7 @@ def shown_messages() -> dict[str, str]:
         "FIELD_LABELS": FIELD_LABELS,
         "PAGE_MESSAGES": PAGE_MESSAGES,
         "STATUS_LABELS": STATUS_LABELS,
+        "ORIGIN_LABELS": ORIGIN_LABELS,
         "LAYOUT_NAMES": LAYOUT_NAMES,
         "FILTER_LABELS": FILTER_LABELS,
     }

@@ -108,11 +108,24 @@ class TestDispatch:
             assert outbox.dispatch(item_id) == "failed"
             assert item("note:1").status == "failed"
 
-    def test_the_reaper_redrives_due_items_only(self, ctx, calls):
+    def test_the_reaper_redrives_only_items_overdue_for_longer_than_a_send_takes(self, ctx, calls):
+        """A just-added item's message is still in the queue: sending it again floods the queue."""
         with write_txn() as session:
-            outbox.add(session, "test_note", "due", {})
-            later = outbox.add(session, "test_note", "later", {})
-            later.next_at = utcnow() + timedelta(hours=1)
+            outbox.add(session, "test_note", "lost", {}).next_at = utcnow() - timedelta(minutes=5)
+            outbox.add(session, "test_note", "fresh", {})
+            outbox.add(session, "test_note", "later", {}).next_at = utcnow() + timedelta(hours=1)
         ctx.extensions["pressroom.broker"].queues["pressroom"].queue.clear()
         assert outbox.redrive() == 1
         assert len(dispatch_messages(ctx)) == 1
+
+    def test_a_dispatcher_that_was_overtaken_does_not_undo_the_others_result(self, ctx, calls):
+        """A slow dispatcher's late failure must not put a done item back to pending."""
+        done, failures = calls
+        with write_txn() as session:
+            item_id = outbox.add(session, "test_note", "note:1", {}).id
+        slow_attempt = 1
+        with write_txn() as session:  # the slow dispatcher claimed it (attempt 1) and hangs …
+            session.execute(sa.update(OutboxItem).values(attempts=slow_attempt, next_at=utcnow()))
+        assert outbox.dispatch(item_id) == "done"  # … another took it over and finished
+        assert outbox._failed(item_id, slow_attempt, ConnectionError("timed out")) == "pending"
+        assert item("note:1").status == "done" and done == [{}]

@@ -194,6 +194,16 @@ class TestSubjects:
         assert first.subject == "sheet:7"
         assert jobs.get_for(other, first.id).id == first.id  # the other may read it
 
+    def test_a_reader_of_a_shared_document_may_not_cancel_or_restart_it(
+        self, ctx, staff, subject_kind
+    ):
+        other = add_user("other@example.com", "pw-other")
+        job, _ = jobs.submit(staff, subject_kind.name, {"sheet": 7})
+        assert jobs.get_for(other, job.id).id == job.id
+        with pytest.raises(jobs.Forbidden):
+            jobs.get_for(other, job.id, control=True)
+        assert jobs.get_for(staff, job.id, control=True).id == job.id
+
     def test_the_database_holds_one_live_job_per_subject_and_input(self, ctx, staff, subject_kind):
         other = add_user("other@example.com", "pw-other")
         first, _ = jobs.submit(staff, subject_kind.name, {"sheet": 7})

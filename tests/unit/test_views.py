@@ -330,6 +330,15 @@ class TestStartingAJob:
             as_text=True
         )
 
+    @pytest.mark.parametrize("lot_id", ["²", "1" + "0" * 25])
+    def test_a_reprint_of_a_lot_id_no_database_holds_is_refused_not_a_crash(
+        self, site, logged_in, lot_id
+    ):
+        response = logged_in.post("/nursery/potting-lots/reprint", data={"lot_id": [lot_id]})
+        assert response.status_code == 303
+        page = logged_in.get(response.headers["Location"]).get_data(as_text=True)
+        assert "flash-error" in page
+
     def test_printing_the_same_again_shows_the_same_job(self, site, logged_in):
         first = logged_in.post("/nursery/potting-lots/print", data={"pot_size": "P9"})
         again = logged_in.post("/nursery/potting-lots/print", data={"pot_size": "P9"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import pikepdf
@@ -25,6 +25,7 @@ from webapp.pdf.layout import DEFAULT_LAYOUT, PRESETS, part_bounds
 from webapp.pdf.merge import merge_pdfs
 
 MAX_COPIES = 100
+MAX_ID = 2**63 - 1  # what a database integer holds; a bigger id is a 422, not an overflow
 ID_BATCH = 5000  # stays under SQLite's bound-parameter limit
 
 
@@ -32,7 +33,7 @@ class LabelParams(BaseModel):
     """Either `lot_ids` or a table `filter`; layout, start position, copies, printer offset."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    lot_ids: list[int] | None = Field(None, min_length=1)
+    lot_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(None, min_length=1)
     filter: dict[str, Any] | None = None
     layout: str = DEFAULT_LAYOUT
     start_position: int = Field(1, ge=1)

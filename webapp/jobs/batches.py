@@ -73,8 +73,9 @@ def part_path(parent_id: str, index: int, suffix: str) -> Path:
     return part_dir(parent_id) / f"{index:05d}{suffix}"
 
 
-def finish_chunk(lease: Lease, out: Path, index: int) -> bool:
-    """Publish the part and count it on the parent; True when this chunk completed the set."""
+def finish_chunk(lease: Lease, out: Path, index: int) -> int | None:
+    """Publish the part and count it on the parent. → the parent's claim when this chunk
+    completed the set (this worker merges under it), else None."""
     assert lease.parent_id is not None
     with write_txn() as session:
         counted = transitions.chunk_done(
@@ -84,17 +85,18 @@ def finish_chunk(lease: Lease, out: Path, index: int) -> bool:
             raise LeaseLost(lease.job_id)
         target = part_path(lease.parent_id, index, lease.suffix)
         artifacts.publish(out, str(target.relative_to(artifacts.root())))
-    return counted[0] == counted[1]
+    done, total, parent_claims = counted
+    return parent_claims if done == total else None
 
 
-def parent_lease(parent_id: str, suffix: str) -> Lease:
+def parent_lease(parent_id: str, claims: int, suffix: str) -> Lease:
     """The lease the worker that finished the last chunk holds on the parent while it merges."""
     parent = db.session.get(Job, parent_id)
     assert parent is not None
     db.session.commit()
     return Lease.start(
         parent.id,
-        parent.claims,
+        claims,
         parent.attempts,
         parent.max_attempts,
         None,

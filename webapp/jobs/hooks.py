@@ -12,8 +12,18 @@ from webapp.jobs.transitions import job_changed
 
 
 def _to_kind(
-    name: str, *, session: Session, job_id: str, kind: str, old: str | None, new: str, **_: Any
+    name: str,
+    *,
+    session: Session,
+    job_id: str,
+    kind: str,
+    old: str | None,
+    new: str,
+    parent_id: str | None = None,
+    **_: Any,
 ) -> None:
+    if parent_id is not None:
+        return  # a chunk: its kind hears of the job once, from the parent's own transitions
     document = documents.get(kind)
     if document is not None:
         document.on_transition(session, name, job_id, old, new)

@@ -1,4 +1,5 @@
-"""A worker's lease on a job: every write it makes is a compare-and-set on (id, running, attempts).
+"""A worker's lease on a job: every write it makes is a compare-and-set on (id, running, claims)
+(`claims` counts every claim and is never reset; `attempts` starts over when a person retries).
 
 When a compare-and-set changes no row the job was cancelled, re-queued or failed behind the
 worker's back: `LeaseLost` is raised, the worker stops and deletes its temp files, so a slow
@@ -113,7 +114,7 @@ class Lease:
         size = tmp.stat().st_size
         relative = artifacts.content_path(sha, self.suffix)
         with write_txn() as session:
-            job = session.get(Job, self.job_id)
+            job = session.get(Job, self.job_id, with_for_update=True)  # (PostgreSQL: vs a cancel)
             if job is None or job.status != JobStatus.RUNNING or job.claims != self.claims:
                 raise LeaseLost(self.job_id)
             artifact = session.scalars(

@@ -26,8 +26,9 @@ from webapp.models import OutboxItem, utcnow
 log = logging.getLogger(__name__)
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
-#: How long a dispatcher holds an item before another may take it (a crashed dispatcher).
-CLAIM_S = 300
+#: How long a dispatcher holds an item before another may take it (a crashed dispatcher):
+#: longer than the dispatch actor's time limit (10 min), so a slow one is never overtaken.
+CLAIM_S = 15 * 60
 
 Handler = Callable[[dict[str, Any]], None]
 _HANDLERS: dict[str, Handler] = {}
@@ -83,11 +84,16 @@ def dispatch(item_id: int) -> str | None:
     with write_txn() as session:
         session.execute(
             sa.update(OutboxItem)
-            .where(OutboxItem.id == item_id)
+            .where(*_held(item_id, attempts))
             .values(status=DONE, done_at=utcnow(), last_error=None)
         )
     log.info("outbox %s (%s) done on attempt %d", item_id, action, attempts)
     return DONE
+
+
+def _held(item_id: int, attempts: int) -> list[Any]:
+    """The item as this dispatcher claimed it: a later claim (a redrive) is not overwritten."""
+    return [OutboxItem.id == item_id, OutboxItem.status == PENDING, OutboxItem.attempts == attempts]
 
 
 def _failed(item_id: int, attempts: int, exc: Exception) -> str:
@@ -96,11 +102,14 @@ def _failed(item_id: int, attempts: int, exc: Exception) -> str:
     status = FAILED if attempts >= config["MAIL_MAX_ATTEMPTS"] else PENDING
     delay = min(config["MAIL_RETRY_BACKOFF_S"] * 2 ** (attempts - 1), 3600)
     with write_txn() as session:
-        session.execute(
+        held = session.execute(
             sa.update(OutboxItem)
-            .where(OutboxItem.id == item_id)
+            .where(*_held(item_id, attempts))
             .values(status=status, last_error=error, next_at=utcnow() + timedelta(seconds=delay))
-        )
+            .returning(OutboxItem.id)
+        ).first()
+    if not held:
+        return PENDING  # another dispatcher took it over meanwhile; its outcome stands
     if status == PENDING:
         log.warning(
             "outbox %s: attempt %d failed (%s); again in %.0f s", item_id, attempts, error, delay
@@ -112,12 +121,14 @@ def _failed(item_id: int, attempts: int, exc: Exception) -> str:
 
 
 def redrive(limit: int = 200) -> int:
-    """Send the due pending items again (their first send failed, or a dispatcher died)."""
+    """Send pending items again that have been due for a while (their message was lost, or a
+    dispatcher died): one just added or just re-sent still has its message in the queue."""
     from webapp.extensions import db
 
+    overdue = utcnow() - timedelta(seconds=current_app.config["RESEND_AFTER_S"])
     due = db.session.scalars(
         sa.select(OutboxItem.id)
-        .where(OutboxItem.status == PENDING, OutboxItem.next_at <= utcnow())
+        .where(OutboxItem.status == PENDING, OutboxItem.next_at <= overdue)
         .order_by(OutboxItem.next_at)
         .limit(limit)
     ).all()

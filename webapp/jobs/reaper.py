@@ -40,17 +40,45 @@ def _local_worker_dead(worker: str | None) -> bool:
     return False
 
 
+def _has_live_chunks(parent_id: str) -> bool:
+    """False for a split job whose chunks are gone (it is re-queued and split again)."""
+    return bool(
+        db.session.scalar(
+            sa.select(sa.func.count(Job.id)).where(
+                Job.parent_id == parent_id, Job.status.in_(LIVE_STATUSES)
+            )
+        )
+    )
+
+
 def reap() -> dict[str, int]:
     """Re-queue running jobs whose worker died or went silent; re-send queued jobs not sent
     lately; re-drive outbox items that are due."""
     config = current_app.config
     now = utcnow()
     stale_before = now - timedelta(seconds=config["HEARTBEAT_STALE_S"])
-    running = db.session.scalars(sa.select(Job).where(Job.status == JobStatus.RUNNING)).all()
+    # A snapshot of plain values: each decision below is a compare-and-set on the claim seen
+    # here, so a job re-claimed meanwhile (by a worker, after another scheduler's reap) is
+    # never taken from its new worker.
+    running = db.session.execute(
+        sa.select(
+            Job.id,
+            Job.claims,
+            Job.attempts,
+            Job.max_attempts,
+            Job.parent_id,
+            Job.progress_done,
+            Job.worker,
+            Job.heartbeat_at,
+            Job.chunks_total,
+            Job.chunks_done,
+        ).where(Job.status == JobStatus.RUNNING)
+    ).all()
+    db.session.commit()
     requeued: list[tuple[str, bool]] = []
     failed = 0
     for job in running:
-        if job.chunks_total and job.chunks_done < job.chunks_total:
+        if job.chunks_total and job.chunks_done < job.chunks_total and _has_live_chunks(job.id):
             continue  # its chunks carry the liveness; they are reaped one by one
         dead = _local_worker_dead(job.worker)
         if not dead and job.heartbeat_at and job.heartbeat_at >= stale_before:
@@ -84,20 +112,38 @@ def reap() -> dict[str, int]:
 def expire() -> dict[str, int]:
     """Delete files past their retention; their done jobs become `expired`."""
     now = utcnow()
-    old = db.session.scalars(sa.select(Artifact).where(Artifact.expires_at < now)).all()
-    jobs = 0
-    for artifact in old:
+    old = db.session.execute(
+        sa.select(Artifact.id, Artifact.path).where(Artifact.expires_at < now)
+    ).all()
+    db.session.commit()
+    files = jobs = 0
+    for artifact_id, path in old:
+        # Under the write lock: still expired (a submit may have reused it since), and its file
+        # is removed only when no other artifact row names the same file (identical bytes from
+        # two inputs share one content address). A worker publishes under the same lock.
         with write_txn() as session:
-            jobs += transitions.expire(session, artifact.id)
-            session.execute(sa.delete(Artifact).where(Artifact.id == artifact.id))
-        artifacts.remove(artifacts.root() / artifact.path)
+            still = session.scalar(
+                sa.select(Artifact.id)
+                .where(Artifact.id == artifact_id, Artifact.expires_at < now)
+                .with_for_update()
+            )
+            if still is None:
+                continue
+            jobs += transitions.expire(session, artifact_id)
+            session.execute(sa.delete(Artifact).where(Artifact.id == artifact_id))
+            shared = session.scalar(
+                sa.select(sa.func.count(Artifact.id)).where(Artifact.path == path)
+            )
+            if not shared:
+                artifacts.remove(artifacts.root() / path)
+            files += 1
     # Temp files of workers that died mid-write (older than any running job could be).
     tmp = artifacts.root() / "tmp"
     cutoff = time.time() - max(current_app.config["JOB_TIME_LIMIT_S"] * 2, 3600)
     removed = 0
-    for path in tmp.glob("*.part") if tmp.exists() else []:
-        if _mtime(path) < cutoff:
-            artifacts.remove(path)
+    for part in tmp.glob("*.part") if tmp.exists() else []:
+        if _mtime(part) < cutoff:
+            artifacts.remove(part)
             removed += 1
     # Parts of batches that ended without a merge (cancelled, failed): nothing reads them any
     # more and nothing else removes them. Checked and removed under the write lock, which a
@@ -110,16 +156,16 @@ def expire() -> dict[str, int]:
             if status not in LIVE_STATUSES:
                 shutil.rmtree(folder, ignore_errors=True)
                 folders += 1
-    if old or removed or folders:
+    if files or removed or folders:
         log.info(
             "retention: %d files expired (%d jobs), %d stale temp files and %d folders of "
             "unmerged parts removed",
-            len(old),
+            files,
             jobs,
             removed,
             folders,
         )
-    return {"files": len(old), "jobs": jobs, "temp_files": removed, "chunk_folders": folders}
+    return {"files": files, "jobs": jobs, "temp_files": removed, "chunk_folders": folders}
 
 
 def _mtime(path: Path) -> float:

@@ -80,9 +80,10 @@ def _run(lease: Lease) -> None:
         part = Part(**job.params["part"])
         out = lease.temp_path()
         kind.render(parent, lease, out, part)
-        if batches.finish_chunk(lease, out, part.index):
+        parent_claims = batches.finish_chunk(lease, out, part.index)
+        if parent_claims is not None:
             guarded(
-                batches.parent_lease(parent.id, kind.suffix),
+                batches.parent_lease(parent.id, parent_claims, kind.suffix),
                 lambda parent_lease: batches.merge(kind, parent_lease),
             )
         return

@@ -23,7 +23,7 @@ from webapp.db import after_commit, write_txn
 from webapp.documents import DocumentKind, Prepared
 from webapp.errors import Conflict, Forbidden, InvalidParams, NotFound
 from webapp.extensions import db
-from webapp.jobs import queues, transitions
+from webapp.jobs import artifacts, queues, transitions
 from webapp.models import LIVE_STATUSES, Artifact, Job, JobStatus, Origin, User, utcnow
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,17 @@ def input_hash(kind: str, prepared: Prepared) -> str:
 
 
 def reusable_artifact(session: Session, digest: str) -> Artifact | None:
-    """A published file for this exact input (anyone's: files are content-addressed)."""
-    return session.scalars(
+    """A published file for this exact input (anyone's: files are content-addressed), if it
+    is still on disk (a file removed by hand is rendered again, not handed out as missing)."""
+    artifact = session.scalars(
         sa.select(Artifact).where(
             Artifact.input_hash == digest,
             sa.or_(Artifact.expires_at.is_(None), Artifact.expires_at > utcnow()),
         )
     ).first()
+    if artifact is None or not (artifacts.root() / artifact.path).is_file():
+        return None
+    return artifact
 
 
 def keep_artifact(artifact: Artifact) -> None:
@@ -208,11 +212,14 @@ def may_read(user: User, job: Job) -> bool:
     return job.subject is not None and kind is not None and kind.may_submit(user)
 
 
-def get_for(user: User, job_id: Any) -> Job:
-    """The job if `user` may see it; chunks are never visible."""
+def get_for(user: User, job_id: Any, *, control: bool = False) -> Job:
+    """The job if `user` may see it; chunks are never visible. With `control` (cancel, retry)
+    only its owner or an admin: reading a shared document is not steering everyone's job."""
     job = db.session.get(Job, job_id) if isinstance(job_id, str) and len(job_id) <= 24 else None
     if job is None or job.parent_id is not None or not may_read(user, job):
         raise NotFound("not_found")
+    if control and job.owner_id != user.id and not user.is_admin:
+        raise Forbidden("not_allowed_control")
     return job
 
 
@@ -246,13 +253,25 @@ def cancel(job: Job) -> Job:
     return job
 
 
-def retry(job: Job) -> Job:
-    """Run a failed, cancelled or expired job again with the current data."""
+def retry(job: Job, by: User | None = None) -> Job:
+    """Run a failed, cancelled or expired job again with the current data (as its owner, or,
+    for a system job, as `by`: the admin who asked)."""
     if job.status not in RETRYABLE:
         raise Conflict("not_retryable")
     kind = kind_of(job.kind)
-    prepared = prepare(kind, job.params, job.owner)
+    prepared = prepare(kind, job.params, job.owner or by)
     digest = input_hash(kind.name, prepared)
+    try:
+        return _retry(job, prepared, digest)
+    except IntegrityError:
+        # An identical submit went live meanwhile (the unique index): answer that job.
+        twin = live_twin(db.session(), job.kind, job.owner_id, job.subject, digest)
+        if twin is None:
+            raise
+        return twin
+
+
+def _retry(job: Job, prepared: Prepared, digest: str) -> Job:
     with write_txn() as session:
         twin = live_twin(session, job.kind, job.owner_id, job.subject, digest)
         if twin is not None:

@@ -42,7 +42,8 @@ TABLE: dict[str, tuple[tuple[str | None, ...], str]] = {
 }
 
 signals = Namespace()
-#: Sent for each row a transition changed: sender=name, session, job_id, kind, old, new.
+#: Sent for each row a transition changed: sender=name, session, job_id, kind, old, new,
+#: parent_id (set for the internal chunks of a big job, which kinds' hooks never see).
 job_changed = signals.signal("job-changed")
 
 
@@ -70,11 +71,19 @@ def apply(
             sa.update(Job)
             .where(*where, Job.status == old)
             .values(status=to, **values)
-            .returning(Job.id, Job.kind, *returning)
+            .returning(Job.id, Job.kind, Job.parent_id, *returning)
         )
         for row in session.execute(statement).all():
             rows.append(row)
-            job_changed.send(name, session=session, job_id=row.id, kind=row.kind, old=old, new=to)
+            job_changed.send(
+                name,
+                session=session,
+                job_id=row.id,
+                kind=row.kind,
+                old=old,
+                new=to,
+                parent_id=row.parent_id,
+            )
     return rows
 
 
@@ -84,7 +93,15 @@ def insert(session: Session, job: Job) -> None:
     assert TABLE[name][1] == job.status
     session.add(job)
     session.flush()
-    job_changed.send(name, session=session, job_id=job.id, kind=job.kind, old=None, new=job.status)
+    job_changed.send(
+        name,
+        session=session,
+        job_id=job.id,
+        kind=job.kind,
+        old=None,
+        new=job.status,
+        parent_id=job.parent_id,
+    )
 
 
 def _lease(job_id: str, claims: int) -> list[Any]:
@@ -247,8 +264,11 @@ def retry_later(
     return True
 
 
-def reap(session: Session, job: Job, error: Msg) -> bool:
-    """A running job whose worker died or went silent: back to queued, sent again now."""
+def reap(session: Session, job: Any, error: Msg) -> bool:
+    """A running job whose worker died or went silent: back to queued, sent again now.
+
+    `job` is the reaper's snapshot (id, claims, parent_id, progress_done): the compare-and-set
+    is on the claim the reaper judged, never on a newer one."""
     if not apply(
         session,
         "reap",
@@ -295,10 +315,11 @@ def split(session: Session, job_id: str, claims: int, parts: int) -> bool:
 
 def chunk_done(
     session: Session, chunk_id: str, claims: int, parent_id: str, worker: str
-) -> tuple[int, int] | None:
+) -> tuple[int, int, int] | None:
     """The chunk is done and counted on its parent (one UPDATE … RETURNING: the fan-in).
 
-    → (chunks done, chunks total) of the parent, or None when either moved on."""
+    → (chunks done, chunks total, the parent's claim) or None when either moved on. The merge
+    holds its lease on that claim: a retry of the batch meanwhile is a newer one."""
     if not apply(
         session, "finish", _lease(chunk_id, claims), {"finished_at": utcnow(), "worker": worker}
     ):
@@ -308,9 +329,9 @@ def chunk_done(
         "progress",
         [Job.id == parent_id],
         {"chunks_done": Job.chunks_done + 1, "heartbeat_at": utcnow(), "worker": worker},
-        returning=(Job.chunks_done, Job.chunks_total),
+        returning=(Job.chunks_done, Job.chunks_total, Job.claims),
     )
-    return (rows[0].chunks_done, rows[0].chunks_total) if rows else None
+    return (rows[0].chunks_done, rows[0].chunks_total, rows[0].claims) if rows else None
 
 
 # -- a person's actions -------------------------------------------------------------------------

@@ -92,6 +92,12 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch migrations rebuild a table (copy, DROP, rename). With foreign keys on, the
+            # DROP deletes the rows that reference it — ON DELETE CASCADE reaches the copy's
+            # rows too (a running batch's chunks). The pragma only acts outside a transaction,
+            # so it goes to the driver's connection before SQLAlchemy begins one.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

@@ -61,8 +61,9 @@ class LotFilter:
             raise FilterError(unknown[0], "filter_unknown", key=unknown[0], keys=list(FILTER_KEYS))
         values = {}
         for key in FILTER_KEYS:
-            value = data.get(key) or ""
-            if not isinstance(value, str):
+            value = data.get(key)
+            value = "" if value is None else value
+            if not isinstance(value, str) or "\x00" in value:  # (PostgreSQL refuses NUL in text)
                 raise FilterError(key, "filter_text", key=key)
             values[key] = value.strip()[:200]
         if values["week"]:

@@ -88,13 +88,13 @@ def get_job(job_id: str) -> ResponseReturnValue:
 @bp.post("/jobs/<job_id>/cancel")
 def cancel_job(job_id: str) -> ResponseReturnValue:
     """Cancel: 200, or 409 when the job already ended."""
-    return jsonify(jobs.job_json(jobs.cancel(jobs.get_for(g.api_user, job_id))))
+    return jsonify(jobs.job_json(jobs.cancel(jobs.get_for(g.api_user, job_id, control=True))))
 
 
 @bp.post("/jobs/<job_id>/retry")
 def retry_job(job_id: str) -> ResponseReturnValue:
     """Retry a failed, cancelled or expired job: 202, or 409."""
-    job = jobs.retry(jobs.get_for(g.api_user, job_id))
+    job = jobs.retry(jobs.get_for(g.api_user, job_id, control=True), by=g.api_user)
     response = jsonify(jobs.job_json(job))
     response.status_code = 202
     return response

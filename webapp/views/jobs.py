@@ -38,7 +38,7 @@ def index() -> ResponseReturnValue:
 def show(job_id: str) -> ResponseReturnValue:
     """The job's page: one status partial that polls while the job is live."""
     job = jobs.get_for(current_user, job_id)
-    return render_template("jobs/show.html", job=job, kind=jobs.kind_of(job.kind))
+    return render_template("jobs/show.html", job=job)
 
 
 @bp.get("/<job_id>/status")
@@ -80,9 +80,7 @@ def status_etag(job: Any) -> str:
 
 
 def render_status(job: Any) -> Any:
-    return make_response(
-        render_template("partials/_job_status.html", job=job, kind=jobs.kind_of(job.kind))
-    )
+    return make_response(render_template("partials/_job_status.html", job=job))
 
 
 @bp.get("/<job_id>/download")
@@ -96,7 +94,7 @@ def download(job_id: str) -> ResponseReturnValue:
 @login_required
 def cancel(job_id: str) -> ResponseReturnValue:
     """Cancel a queued or running job."""
-    job = jobs.get_for(current_user, job_id)
+    job = jobs.get_for(current_user, job_id, control=True)
     try:
         jobs.cancel(job)
     except jobs.Conflict:
@@ -108,7 +106,7 @@ def cancel(job_id: str) -> ResponseReturnValue:
 @login_required
 def retry(job_id: str) -> ResponseReturnValue:
     """Run a failed, cancelled or expired job again ("regenerate")."""
-    job = jobs.retry(jobs.get_for(current_user, job_id))
+    job = jobs.retry(jobs.get_for(current_user, job_id, control=True), by=current_user)
     if job.id != job_id:
         return to_job_page(job.id)
     return _answer(job)

@@ -117,7 +117,8 @@ def print_labels() -> ResponseReturnValue:
 @login_required
 def reprint() -> ResponseReturnValue:
     """Start a label job for the checked rows (or one lot) with a number of copies."""
-    ids = [int(i) for i in request.form.getlist("lot_id") if i.isdigit()]
+    # isdecimal, not isdigit ("²" is a digit that int() refuses); the kind bounds the values.
+    ids = [int(i) for i in request.form.getlist("lot_id") if i.isascii() and i.isdecimal()]
     if not ids:
         return _back_with(Msg("no_rows_ticked").text())
     return _submit(lambda: {"lot_ids": ids, **_print_options(request.form)})
