@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import children, hwm_kib, machine, render_seed, rss_kib
-from stack import Stack
+from common import machine, render_seed
+from stack import Stack, run_job
 
 KIND = "potting_lot_labels"
 
@@ -41,44 +41,6 @@ def seed_ms_per_label(stack: Stack, sample: int, layout_key: str) -> float:
         started = time.perf_counter()
         render_seed(items, PRESETS[layout_key], Path(tmp) / "seed.pdf")
         return (time.perf_counter() - started) / len(items) * 1000
-
-
-def run_job(stack: Stack, master_pid: int, params: dict) -> dict:
-    """Submit one job and wait for it; wall time, file size and worker memory."""
-    import sqlalchemy as sa
-
-    from webapp import jobs
-    from webapp.extensions import db
-    from webapp.models import Artifact, Job, User
-
-    with stack.app.app_context():
-        user = db.session.scalars(sa.select(User)).first()
-        workers = children(master_pid)
-        peak = rss_kib(workers)
-        started = time.perf_counter()
-        job, created = jobs.submit(user, KIND, params)
-        assert created, "the job was deduplicated: the benchmark must not reuse a file"
-        while True:
-            status, artifact_id, error = db.session.execute(
-                sa.select(Job.status, Job.artifact_id, Job.error_code).where(Job.id == job.id)
-            ).one()
-            db.session.commit()  # the next read sees the workers' commits
-            if status in ("done", "failed", "cancelled"):
-                break
-            peak = max(peak, rss_kib(workers))
-            time.sleep(0.01)  # poll interval of a condition wait
-        wall = time.perf_counter() - started
-        if status != "done":
-            raise RuntimeError(f"job {job.id} ended {status}: {error}")
-        size = db.session.get(Artifact, artifact_id).size
-        chunks = db.session.scalar(sa.select(Job.chunks_total).where(Job.id == job.id)) or 1
-    return {
-        "wall": wall,
-        "size": size,
-        "peak_sum_kib": peak,
-        "chunks": chunks,
-        "hwm_kib": max(hwm_kib(pid) for pid in workers),
-    }
 
 
 def main() -> None:
@@ -141,7 +103,7 @@ def main() -> None:
                         "layout": args.layout,
                         "offset_x": round(-10 + run * 0.1, 1),
                     }  # a new file every run
-                    result = run_job(stack, master.pid, params)
+                    result = run_job(stack, master.pid, KIND, params)
                     walls.append(result["wall"])
                     if result["chunks"] > 1:
                         chunked.add(size)

@@ -28,8 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import children, hwm_kib, machine, rss_kib
-from stack import Stack
+from common import machine
+from stack import Stack, run_job
 
 FORMATS = {  # the export menu's choices (webapp/views/nursery.py EXPORT_FORMATS)
     "csv": ("potting_lots_csv", {}),
@@ -86,46 +86,6 @@ def touch_one_lot(stack: Stack, run: int) -> None:
             .where(PottingLot.id == 1 + run % 100)
             .values(quantity=PottingLot.quantity + 1)
         )
-
-
-def run_export(stack: Stack, master_pid: int, kind: str, params: dict) -> dict:
-    """Submit one export and wait for it; wall time, submit time, file size, worker memory."""
-    import sqlalchemy as sa
-
-    from webapp import jobs
-    from webapp.extensions import db
-    from webapp.models import Artifact, Job, User
-
-    with stack.app.app_context():
-        user = db.session.scalars(sa.select(User)).first()
-        workers = children(master_pid)
-        peak = rss_kib(workers)
-        started = time.perf_counter()
-        job, created = jobs.submit(user, kind, params)
-        submitted = time.perf_counter() - started
-        assert created, "the export was deduplicated: the benchmark must not reuse a file"
-        while True:
-            status, artifact_id, error = db.session.execute(
-                sa.select(Job.status, Job.artifact_id, Job.error_code).where(Job.id == job.id)
-            ).one()
-            db.session.commit()  # the next read sees the workers' commits
-            if status in ("done", "failed", "cancelled"):
-                break
-            peak = max(peak, rss_kib(workers))
-            time.sleep(0.01)  # poll interval of a condition wait
-        wall = time.perf_counter() - started
-        if status != "done":
-            raise RuntimeError(f"job {job.id} ended {status}: {error}")
-        size = db.session.get(Artifact, artifact_id).size
-        chunks = db.session.scalar(sa.select(Job.chunks_total).where(Job.id == job.id)) or 1
-    return {
-        "wall": wall,
-        "submit": submitted,
-        "size": size,
-        "chunks": chunks,
-        "peak_sum_kib": peak,
-        "hwm_kib": max(hwm_kib(pid) for pid in workers),
-    }
 
 
 def main() -> None:
@@ -188,7 +148,7 @@ def main() -> None:
                 for _ in range(args.repeat):
                     run += 1
                     touch_one_lot(stack, run)
-                    r = run_export(stack, master.pid, kind, {"filter": {}, **options})
+                    r = run_job(stack, master.pid, kind, {"filter": {}, **options})
                     baseline = base["xlsx" if fmt == "xlsx" else "csv"]
                     print(
                         f"{count:7d} {fmt:>13s} {r['chunks']:5d} {r['submit'] * 1000:9.0f} "

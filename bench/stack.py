@@ -14,10 +14,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from common import ROOT
+from common import ROOT, children, hwm_kib, rss_kib
 
 from workers.waiting import free_port, wait_for
 
@@ -185,6 +186,46 @@ class Stack:
 
 
 # -- HTTP helpers (standard library only) -------------------------------------------------------
+
+
+def run_job(stack: Stack, master_pid: int, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Submit one job and wait for it: wall and submit time, file size, parts, worker memory."""
+    import sqlalchemy as sa
+
+    from webapp import jobs
+    from webapp.extensions import db
+    from webapp.models import Artifact, Job, User
+
+    with stack.app.app_context():
+        user = db.session.scalars(sa.select(User)).first()
+        workers = children(master_pid)
+        peak = rss_kib(workers)
+        started = time.perf_counter()
+        job, created = jobs.submit(user, kind, params)
+        submitted = time.perf_counter() - started
+        assert created, "the job was deduplicated: the benchmark must not reuse a file"
+        while True:
+            status, artifact_id, error = db.session.execute(
+                sa.select(Job.status, Job.artifact_id, Job.error_code).where(Job.id == job.id)
+            ).one()
+            db.session.commit()  # the next read sees the workers' commits
+            if status in ("done", "failed", "cancelled"):
+                break
+            peak = max(peak, rss_kib(workers))
+            time.sleep(0.01)  # poll interval of a condition wait
+        wall = time.perf_counter() - started
+        if status != "done":
+            raise RuntimeError(f"job {job.id} ended {status}: {error}")
+        size = db.session.get(Artifact, artifact_id).size
+        chunks = db.session.scalar(sa.select(Job.chunks_total).where(Job.id == job.id)) or 1
+    return {
+        "wall": wall,
+        "submit": submitted,
+        "size": size,
+        "chunks": chunks,
+        "peak_sum_kib": peak,
+        "hwm_kib": max(hwm_kib(pid) for pid in workers),
+    }
 
 
 def create_token(stack: Stack) -> str:

@@ -50,8 +50,11 @@ class TestRetention:
             result = original(statement, *args, **kwargs)
             if "artifacts.expires_at <" in str(statement) and "artifacts.path" in str(statement):
                 with db.engine.begin() as conn:
-                    conn.execute(sa.update(Artifact).where(Artifact.id == artifact_id)
-                                 .values(expires_at=utcnow() + timedelta(days=7)))
+                    conn.execute(
+                        sa.update(Artifact)
+                        .where(Artifact.id == artifact_id)
+                        .values(expires_at=utcnow() + timedelta(days=7))
+                    )
             return result
 
         db.session.execute = reuse_after_the_read  # type: ignore[method-assign]
