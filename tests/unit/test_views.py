@@ -7,13 +7,13 @@ import json
 import re
 import time
 from datetime import timedelta
-from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import add_user, job_in
+from tests.unit.test_ui import Page
 from webapp import jobs
 from webapp.extensions import db
 from webapp.jobs.lease import claim
@@ -23,47 +23,6 @@ from webapp.models import Artifact, Job, PottingLot, Role, utcnow
 
 KIND = "potting_lot_labels"
 XSS = "<script>alert(1)</script>"
-
-
-class Page(HTMLParser):
-    """The elements of a page with their attributes and text, enough to check landmarks."""
-
-    VOID = {"input", "br", "img", "meta", "link", "hr", "source", "wbr", "area", "col"}
-
-    def __init__(self, html: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.elements: list[dict] = []
-        self._open: list[dict] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        element = {"tag": tag, "attrs": dict(attrs), "text": ""}
-        self.elements.append(element)
-        if tag not in self.VOID:
-            self._open.append(element)
-
-    def handle_endtag(self, tag):
-        for i in range(len(self._open) - 1, -1, -1):
-            if self._open[i]["tag"] == tag:
-                del self._open[i:]
-                break
-
-    def handle_data(self, data):
-        for element in self._open:
-            element["text"] += data
-
-    def find(self, tag: str | None = None, **attrs) -> list[dict]:
-        return [
-            e
-            for e in self.elements
-            if (tag is None or e["tag"] == tag)
-            and all(
-                e["attrs"].get(k.replace("_", "-")) == v
-                if v is not True
-                else k.replace("_", "-") in e["attrs"]
-                for k, v in attrs.items()
-            )
-        ]
 
 
 def status_roots(html: str) -> list[dict]:
@@ -146,6 +105,14 @@ class TestLogin:
         text = response.get_data(as_text=True)
         assert Page(text).find("input", name="password")
         assert client.get("/jobs/").status_code == 302  # not logged in
+
+    def test_every_page_names_its_icon_and_the_icon_is_served(self, client, site):
+        """Browsers ask for /favicon.ico (a 404 in the console) unless the page names an icon."""
+        icons = Page(client.get("/login").get_data(as_text=True)).find("link", rel="icon")
+        assert len(icons) == 1
+        answer = client.get(icons[0]["attrs"]["href"])
+        assert answer.status_code == 200 and answer.mimetype == "image/svg+xml"
+        answer.close()
 
     def test_the_login_page_after_an_expired_session_says_so(self, client, site):
         text = client.get("/login?expired=1&next=/jobs/").get_data(as_text=True)
