@@ -18,15 +18,14 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the project, on the path
     sys.path.insert(0, str(ROOT))
 
-from webapp.models import PottingLot  # noqa: E402
-from webapp.nursery.demo import CUSTOMERS, LOCATIONS, PLANTS, POT_SIZES  # noqa: E402
+from webapp.nursery.demo import random_lot  # noqa: E402
 from webapp.nursery.labels import label_for  # noqa: E402
 from webapp.pdf import labels as label_module  # noqa: E402
 from webapp.pdf.labels import LabelData, LabelWriter  # noqa: E402
@@ -43,18 +42,8 @@ def sample_labels(count: int, seed: int = 48) -> list[LabelData]:
     today = date(2026, 11, 23)
     labels = []
     for n in range(1, count + 1):
-        day = today - timedelta(days=rng.randrange(0, 56))
-        year, week, _ = day.isocalendar()
-        lot = PottingLot(
-            id=n,
-            lot_number=f"P{year % 100:02d}{week:02d}-{n:05d}",
-            plant_name=rng.choice(PLANTS),
-            pot_size=rng.choice(POT_SIZES),
-            quantity=rng.choice((24, 36, 48, 60, 120, 240, 480)),
-            potting_date=day,
-            location=rng.choice(LOCATIONS),
-            customer=rng.choice(CUSTOMERS),
-        )
+        lot = random_lot(rng, n, today)
+        lot.id = n
         labels.append(label_for(lot))
     return labels
 

@@ -69,27 +69,28 @@ CUSTOMERS = (
 )
 
 
+def random_lot(rng: random.Random, n: int, today: date) -> PottingLot:
+    """Lot number `n`, potted in the 8 weeks before `today` (demo data and the benchmarks)."""
+    day = today - timedelta(days=rng.randrange(0, 56))
+    year, week, _ = day.isocalendar()
+    return PottingLot(
+        lot_number=f"P{year % 100:02d}{week:02d}-{n:05d}",
+        plant_name=rng.choice(PLANTS),
+        pot_size=rng.choice(POT_SIZES),
+        quantity=rng.choice((24, 36, 48, 60, 120, 240, 480)),
+        potting_date=day,
+        location=rng.choice(LOCATIONS),
+        customer=rng.choice(CUSTOMERS),
+    )
+
+
 def seed_lots(count: int, *, today: date | None = None, seed: int = 48) -> int:
     """Add `count` potting lots spread over the last eight weeks; returns how many were added."""
     rng = random.Random(seed)
     today = today or date.today()
     # Numbered after the lots already there, so seeding twice adds lots instead of failing.
     first = (db.session.scalar(sa.select(sa.func.max(PottingLot.id))) or 0) + 1
-    lots = []
-    for n in range(first, first + count):
-        day = today - timedelta(days=rng.randrange(0, 56))
-        year, week, _ = day.isocalendar()
-        lots.append(
-            PottingLot(
-                lot_number=f"P{year % 100:02d}{week:02d}-{n:05d}",
-                plant_name=rng.choice(PLANTS),
-                pot_size=rng.choice(POT_SIZES),
-                quantity=rng.choice((24, 36, 48, 60, 120, 240, 480)),
-                potting_date=day,
-                location=rng.choice(LOCATIONS),
-                customer=rng.choice(CUSTOMERS),
-            )
-        )
+    lots = [random_lot(rng, n, today) for n in range(first, first + count)]
     db.session.add_all(lots)
     db.session.commit()
     return len(lots)
