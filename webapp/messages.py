@@ -35,6 +35,7 @@ CATALOGUE: dict[str, str] = {
     "rendering_parts": N_("Rendering in %(parts)s parts"),
     "merging_parts": N_("Merging %(parts)s parts"),
     "retrying_in": N_("Retrying in %(seconds)s s"),
+    "drawing_pages": N_("Laying out the pages"),
     # -- job errors (job.error_code) -------------------------------------------------------
     "time_limit": N_(
         "Stopped after the time limit of %(minutes)s minutes. "
@@ -60,6 +61,14 @@ CATALOGUE: dict[str, str] = {
     "lot_deleted": N_(
         "Potting lot #%(id)s was deleted after this job was started; print the labels again."
     ),
+    "protocol_gone": N_("Protocol #%(id)s was deleted or is no longer received."),
+    "protocols_changed": N_(
+        "The protocols received that day changed while the labels were being made; try again."
+    ),
+    "report_gone": N_("Report #%(id)s was deleted after finalising was started."),
+    "work_order_gone": N_("Work order #%(id)s was deleted."),
+    "mail_refused": N_("The mail server refused the mail for good (%(status)s: %(reason)s)."),
+    "mail_attachment_missing": N_("The attachment %(name)s is no longer on disk."),
     # -- refusals (HTTP errors, params) ----------------------------------------------------
     "not_found": N_("No such job."),
     "unknown_kind": N_("Unknown kind %(kind)s; use one of: %(kinds)s."),
@@ -79,12 +88,33 @@ CATALOGUE: dict[str, str] = {
     ),
     "file_missing": N_("This file is no longer on disk. Regenerate it to download it again."),
     "bad_body": N_('The body must be a JSON object like {"kind": …, "params": {…}}.'),
+    "bad_object": N_("The body must be a JSON object with the fields to set."),
     "invalid_params": N_("Some parameters are not valid; see the fields."),
     "no_lots_match": N_("No potting lots match these filters; change or clear them."),
     "unknown_lots": N_("Unknown potting lots: %(ids)s."),
     "no_rows_ticked": N_("Tick at least one row to reprint."),
     "unknown_layout": N_("Unknown label layout; choose one from the list."),
     "one_of_lots_or_filter": N_("Give either the lots or a filter, not both."),
+    # -- the lab ---------------------------------------------------------------------------
+    "unknown_protocol": N_("There is no protocol #%(id)s."),
+    "protocol_not_received": N_(
+        "Protocol #%(id)s has not been received yet; receive it first (Reception)."
+    ),
+    "already_received": N_("This protocol was received already (%(number)s)."),
+    "no_protocols_received": N_("No protocols were received on %(date)s; pick another day."),
+    "qr_too_dense": N_(
+        "The QR code would have modules of %(module)s mm, finer than a %(dpi)s dpi printer "
+        "prints reliably (at least %(smallest)s mm). Use a shorter SITE_URL or set "
+        "LABEL_PRINTER_DPI=300 for a 300 dpi printer."
+    ),
+    "unknown_report": N_("There is no report #%(id)s."),
+    "report_not_draft": N_(
+        "Report %(number)s is final already; only draft reports can be finalised."
+    ),
+    "unknown_work_order": N_("There is no work order #%(id)s."),
+    "unknown_veterinarian": N_("There is no veterinarian #%(id)s."),
+    "protocols_of_other_vet": N_("Protocols %(ids)s are not of this work order's veterinarian."),
+    "no_such_page": N_("There is nothing at this address."),
     # -- field errors (pydantic error types, and our own) ----------------------------------
     "field_required": N_("This field is required."),
     "field_unknown": N_("Unknown field."),

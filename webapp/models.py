@@ -63,6 +63,8 @@ class User(UserMixin, Model):
     password_hash: Mapped[str] = mapped_column(sa.String(256))
     role: Mapped[str] = mapped_column(sa.String(10), default=Role.STAFF.value)
     locale: Mapped[str | None] = mapped_column(sa.String(8))
+    # A mail with the link when a long job ends while its page is not open (DESIGN §1, admin).
+    ready_mail: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def set_password(self, password: str) -> None:
@@ -130,6 +132,9 @@ class Artifact(Model):
     media_type: Mapped[str] = mapped_column(sa.String(80), default="application/pdf")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    # A record's own document (a final report, a work order, a reception label): retention
+    # never removes it, however long ago a job last pointed at it.
+    pinned: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class Origin(enum.StrEnum):
@@ -249,3 +254,137 @@ class OutboxItem(Model):
     done_at: Mapped[datetime | None]
 
     __table_args__ = (sa.Index("ix_outbox_status_next", "status", "next_at"),)
+
+
+# -- the lab (DESIGN §1, §4a) ---------------------------------------------------------------------
+
+
+def external_id() -> str:
+    """What a reception label's QR code carries: 192 random bits, URL-safe, unguessable."""
+    return secrets.token_urlsafe(24)
+
+
+class AnalysisType(enum.StrEnum):
+    CYTOLOGY = "cytology"
+    HISTOPATHOLOGY = "histopathology"
+
+    @property
+    def code(self) -> str:
+        """The two letters on labels and in protocol numbers."""
+        return "CT" if self is AnalysisType.CYTOLOGY else "HP"
+
+
+class ProtocolStatus(enum.StrEnum):
+    REGISTERED = "registered"  # announced by the clinic, the sample not here yet
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    REPORTED = "reported"
+
+
+class ReportStatus(enum.StrEnum):
+    DRAFT = "draft"
+    FINAL = "final"
+
+
+class Veterinarian(Model):
+    __tablename__ = "veterinarians"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    clinic: Mapped[str] = mapped_column(sa.String(160), default="")
+    email: Mapped[str] = mapped_column(sa.String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Protocol(Model):
+    """A sample sent by a veterinarian; numbered ("HP 26/0001") when the lab receives it."""
+
+    __tablename__ = "protocols"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str | None] = mapped_column(sa.String(20), unique=True)
+    external_id: Mapped[str] = mapped_column(sa.String(43), unique=True, default=external_id)
+    veterinarian_id: Mapped[int] = mapped_column(sa.ForeignKey("veterinarians.id"), index=True)
+    animal_id: Mapped[str] = mapped_column(sa.String(80))
+    species: Mapped[str] = mapped_column(sa.String(80))
+    analysis_type: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(
+        sa.String(12), default=ProtocolStatus.REGISTERED.value, index=True
+    )
+    received_on: Mapped[date | None] = mapped_column(sa.Date, index=True)
+    received_at: Mapped[datetime | None]
+    assigned_to: Mapped[str | None] = mapped_column(sa.String(120))
+    label_artifact_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("artifacts.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    veterinarian: Mapped[Veterinarian] = relationship()
+    label_artifact: Mapped[Artifact | None] = relationship()
+
+    @property
+    def analysis(self) -> AnalysisType:
+        return AnalysisType(self.analysis_type)
+
+
+class Report(Model):
+    """The pathologist's report on one protocol: DRAFT until finalised, then FINAL and mailed."""
+
+    __tablename__ = "reports"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol_id: Mapped[int] = mapped_column(sa.ForeignKey("protocols.id"), unique=True)
+    status: Mapped[str] = mapped_column(sa.String(8), default=ReportStatus.DRAFT.value)
+    version: Mapped[int] = mapped_column(default=1)
+    clinical_history: Mapped[str] = mapped_column(sa.Text, default="")
+    # [{"cassette": "A1", "tissue": "Piel", "observation": "…"}], one row per cassette.
+    cassettes: Mapped[list[dict[str, str]]] = mapped_column(sa.JSON, default=list)
+    diagnosis: Mapped[str] = mapped_column(sa.Text, default="")
+    histopathologist: Mapped[str] = mapped_column(sa.String(120), default="")
+    pdf_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    artifact_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("artifacts.id", ondelete="SET NULL")
+    )
+    finalised_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    finalised_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    protocol: Mapped[Protocol] = relationship()
+    artifact: Mapped[Artifact | None] = relationship()
+    finalised_by: Mapped[User | None] = relationship()
+
+
+class WorkOrder(Model):
+    """A veterinarian's services on one or more protocols; every edit bumps `version`."""
+
+    __tablename__ = "work_orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    veterinarian_id: Mapped[int] = mapped_column(sa.ForeignKey("veterinarians.id"), index=True)
+    notes: Mapped[str] = mapped_column(sa.Text, default="")
+    version: Mapped[int] = mapped_column(default=1)
+    # The newest stored PDF and the version it shows (set when its generation finishes).
+    pdf_artifact_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("artifacts.id", ondelete="SET NULL")
+    )
+    pdf_version: Mapped[int | None]
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    veterinarian: Mapped[Veterinarian] = relationship()
+    pdf_artifact: Mapped[Artifact | None] = relationship()
+    items: Mapped[list[WorkOrderItem]] = relationship(
+        order_by="WorkOrderItem.id", cascade="all, delete-orphan"
+    )
+
+
+class WorkOrderItem(Model):
+    __tablename__ = "work_order_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    work_order_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("work_orders.id", ondelete="CASCADE"), index=True
+    )
+    protocol_id: Mapped[int] = mapped_column(sa.ForeignKey("protocols.id"))
+    service: Mapped[str] = mapped_column(sa.String(160))
+    quantity: Mapped[int] = mapped_column(default=1)
+    price_cents: Mapped[int] = mapped_column(default=0)
+
+    protocol: Mapped[Protocol] = relationship()

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from flask_babel import format_decimal, format_number, get_locale, gettext, ngettext
+from flask_babel import (
+    format_currency,
+    format_date,
+    format_decimal,
+    format_number,
+    get_locale,
+    gettext,
+    ngettext,
+)
 
 from webapp import documents
 from webapp.jobs import eta_seconds
@@ -49,6 +57,39 @@ FILTER_LABELS: dict[str, str] = {
     "location": N_("Location"),
     "week": N_("Potting week"),
 }
+
+
+# The lab's states and kinds of analysis, as its pages name them.
+LAB_LABELS: dict[str, str] = {
+    "registered": N_("Announced"),
+    "received": N_("Received"),
+    "processing": N_("In process"),
+    "reported": N_("Reported"),
+    "draft": N_("Draft"),
+    "final": N_("Final"),
+    "cytology": N_("Cytology"),
+    "histopathology": N_("Histopathology"),
+    "current": N_("Up to date"),
+    "updating": N_("Being updated"),
+    "stale": N_("Stale"),
+    "missing": N_("Being made"),
+    "pending": N_("Waiting to be sent"),
+    "done_mail": N_("Sent"),
+    "failed_mail": N_("Not sent"),
+}
+
+
+def lab_label(value: str | None) -> str:
+    return gettext(LAB_LABELS[value]) if value in LAB_LABELS else (value or "")
+
+
+def local_date(value: date | None, style: str = "medium") -> str:
+    """A date in the reader's language ("1 dic 2026")."""
+    return format_date(value, style) if value else ""
+
+
+def money(cents: int) -> str:
+    return format_currency(cents / 100, "EUR")
 
 
 def duration(seconds: int | None) -> str:
@@ -149,6 +190,9 @@ def init_app(app: Flask) -> None:
         number=number,
         msg=message,
         units=units,
+        lab_label=lab_label,
+        local_date=local_date,
+        money=money,
     )
     app.jinja_env.globals.update(
         eta_seconds=eta_seconds,

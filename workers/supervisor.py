@@ -81,7 +81,7 @@ class Supervisor:
             child.stop()
 
 
-def prepare(demo: bool, lots: int) -> list[tuple[str, str]]:
+def prepare(demo: bool, lots: int, protocols: int = 60) -> list[tuple[str, str]]:
     """Migrate the database and, with --demo on an empty database, add demo data."""
     import sqlalchemy as sa
 
@@ -95,7 +95,7 @@ def prepare(demo: bool, lots: int) -> list[tuple[str, str]]:
         init_db()
         logins: list[tuple[str, str]] = []
         if demo and db.session.scalar(sa.select(sa.func.count(User.id))) == 0:
-            logins = seed_demo(lots)
+            logins = seed_demo(lots, protocols)
         db.engine.dispose()
     return logins
 

@@ -423,7 +423,11 @@ class TestOtherPages:
         page = page_of(browser.get("/jobs/"))
         form = page.find("form", action="/settings/language")[0]
         assert form["attrs"]["method"] == "post"
-        assert {b["attrs"]["value"] for b in page.find("button", name="locale")} == {"en", "nl"}
+        assert {b["attrs"]["value"] for b in page.find("button", name="locale")} == {
+            "en",
+            "nl",
+            "es",
+        }
         assert page.find("button", name="locale", value="en")[0]["attrs"]["aria-pressed"] == "true"
 
 

@@ -29,8 +29,19 @@ _loaded = False
 def _builtin() -> list[DocumentKind]:
     from webapp.documents.potting_lot_exports import PottingLotsCsv, PottingLotsXlsx
     from webapp.documents.potting_lots import PottingLotLabels
+    from webapp.documents.reception_labels import ReceptionLabelKind, ReceptionLabelsDay
+    from webapp.documents.reports import ReportFinal
+    from webapp.documents.work_orders import WorkOrderKind
 
-    return [PottingLotLabels(), PottingLotsCsv(), PottingLotsXlsx()]
+    return [
+        PottingLotLabels(),
+        PottingLotsCsv(),
+        PottingLotsXlsx(),
+        ReceptionLabelKind(),
+        ReceptionLabelsDay(),
+        ReportFinal(),
+        WorkOrderKind(),
+    ]
 
 
 def register(kind: DocumentKind) -> DocumentKind:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -121,6 +121,21 @@ def field_errors(exc: ValidationError) -> dict[str, Msg]:
     return fields
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], raw: Any, *, name: str = "params") -> M:
+    """`raw` (a JSON object, a form) as `model`; `InvalidParams` names each bad field."""
+    if not isinstance(raw, dict):
+        raise InvalidParams.field(name, "field_object")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        fields = field_errors(exc)
+        first = next(iter(fields.values()))
+        raise InvalidParams(first.code, fields=fields, **first.params) from None
+
+
 class DocumentKind(ABC):
     """One kind of document. Subclasses set the class attributes and implement the methods."""
 
@@ -143,14 +158,7 @@ class DocumentKind(ABC):
 
     def parse(self, raw: Any) -> BaseModel:
         """Validate raw parameters; `InvalidParams` names each bad field."""
-        if not isinstance(raw, dict):
-            raise InvalidParams.field("params", "field_object")
-        try:
-            return self.Params.model_validate(raw)
-        except ValidationError as exc:
-            fields = field_errors(exc)
-            first = next(iter(fields.values()))
-            raise InvalidParams(first.code, fields=fields, **first.params) from None
+        return validate(self.Params, raw)
 
     @abstractmethod
     def prepare(self, params: Any, owner: User | None) -> Prepared:

@@ -20,15 +20,16 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from webapp.db import after_commit, write_txn
+from webapp.errors import PermanentError
 from webapp.jobs import queues
 from webapp.models import OutboxItem, utcnow
 
 log = logging.getLogger(__name__)
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
-#: How long a dispatcher holds an item before another may take it (a crashed dispatcher):
-#: longer than the dispatch actor's time limit (10 min), so a slow one is never overtaken.
-CLAIM_S = 15 * 60
+# How long a dispatcher holds an item before another may take it (a crashed dispatcher) is
+# OUTBOX_CLAIM_S: longer than the dispatch actor's time limit (10 min), so a slow one is never
+# overtaken.
 
 Handler = Callable[[dict[str, Any]], None]
 _HANDLERS: dict[str, Handler] = {}
@@ -70,7 +71,10 @@ def dispatch(item_id: int) -> str | None:
             .where(
                 OutboxItem.id == item_id, OutboxItem.status == PENDING, OutboxItem.next_at <= now
             )
-            .values(attempts=OutboxItem.attempts + 1, next_at=now + timedelta(seconds=CLAIM_S))
+            .values(
+                attempts=OutboxItem.attempts + 1,
+                next_at=now + timedelta(seconds=current_app.config["OUTBOX_CLAIM_S"]),
+            )
             .returning(OutboxItem.action, OutboxItem.payload, OutboxItem.attempts)
         ).first()
     if claimed is None:
@@ -99,7 +103,9 @@ def _held(item_id: int, attempts: int) -> list[Any]:
 def _failed(item_id: int, attempts: int, exc: Exception) -> str:
     config = current_app.config
     error = f"{exc.__class__.__name__}: {exc}"[:2000]
-    status = FAILED if attempts >= config["MAIL_MAX_ATTEMPTS"] else PENDING
+    # A refusal for good (a 5xx, an attachment gone) fails at once; the rest is tried again.
+    final = isinstance(exc, PermanentError) or attempts >= config["MAIL_MAX_ATTEMPTS"]
+    status = FAILED if final else PENDING
     delay = min(config["MAIL_RETRY_BACKOFF_S"] * 2 ** (attempts - 1), 3600)
     with write_txn() as session:
         held = session.execute(

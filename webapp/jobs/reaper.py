@@ -110,10 +110,11 @@ def reap() -> dict[str, int]:
 
 
 def expire() -> dict[str, int]:
-    """Delete files past their retention; their done jobs become `expired`."""
+    """Delete files past their retention (never a record's own document: `pinned`); their done
+    jobs become `expired`."""
     now = utcnow()
     old = db.session.execute(
-        sa.select(Artifact.id, Artifact.path).where(Artifact.expires_at < now)
+        sa.select(Artifact.id, Artifact.path).where(Artifact.expires_at < now, ~Artifact.pinned)
     ).all()
     db.session.commit()
     files = jobs = 0
@@ -124,7 +125,7 @@ def expire() -> dict[str, int]:
         with write_txn() as session:
             still = session.scalar(
                 sa.select(Artifact.id)
-                .where(Artifact.id == artifact_id, Artifact.expires_at < now)
+                .where(Artifact.id == artifact_id, Artifact.expires_at < now, ~Artifact.pinned)
                 .with_for_update()
             )
             if still is None:

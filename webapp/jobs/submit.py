@@ -23,7 +23,7 @@ from webapp.db import after_commit, write_txn
 from webapp.documents import DocumentKind, Prepared
 from webapp.errors import Conflict, Forbidden, InvalidParams, NotFound
 from webapp.extensions import db
-from webapp.jobs import artifacts, queues, transitions
+from webapp.jobs import artifacts, queues, transitions, watch
 from webapp.models import LIVE_STATUSES, Artifact, Job, JobStatus, Origin, User, utcnow
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def reusable_artifact(session: Session, digest: str) -> Artifact | None:
     artifact = session.scalars(
         sa.select(Artifact).where(
             Artifact.input_hash == digest,
-            sa.or_(Artifact.expires_at.is_(None), Artifact.expires_at > utcnow()),
+            sa.or_(Artifact.pinned, Artifact.expires_at.is_(None), Artifact.expires_at > utcnow()),
         )
     ).first()
     if artifact is None or not (artifacts.root() / artifact.path).is_file():
@@ -194,6 +194,8 @@ def submit(
             raise
         return twin, False
     if created:
+        if owner is not None:
+            watch.seen(job.id)  # its page opens next (or a script polls): watched from the start
         log.info(
             "job %s submitted: kind=%s total=%d status=%s",
             job.id,
@@ -292,5 +294,6 @@ def _retry(job: Job, prepared: Prepared, digest: str) -> Job:
         load_after_commit(session, job)
         if artifact is None:
             send_after_commit(session, job.id)
+    watch.seen(job.id)
     log.info("job %s retried", job.id)
     return job

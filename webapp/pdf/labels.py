@@ -260,13 +260,28 @@ class LabelWriter:
 
     def add(self, slot: int, label: LabelData) -> None:
         """Draw `label` in slot `slot` (0-based label index within the whole batch)."""
+        x, y = self.open_slot(slot)
+        self.draw(x, y, label)
+
+    def open_slot(self, slot: int) -> tuple[float, float]:
+        """Start the pages up to slot `slot`'s; → its top-left corner in mm (offset applied)."""
         page, x, y = self.layout.place(slot + self.start_slot)
         while self._page < page:
             self._pages.append([])
             self._page += 1
-        self.draw(x + self.offset[0], y + self.offset[1], label)
+        return x + self.offset[0], y + self.offset[1]
 
-    def _show(self, style: str, text: str) -> str:
+    def put(self, ops: str) -> None:
+        """Add operators to the current page (a kind that draws its own labels)."""
+        if not self._pages:
+            self._pages.append([])
+        self._pages[-1].append(ops)
+
+    def font_id(self, style: str) -> int:
+        """The resource number (`/F<n>`) of the font in `style` ("" or "B")."""
+        return int(self._fonts[style].i)
+
+    def show(self, style: str, text: str) -> str:
         """The `(...) Tj` operator of `text` in this document's subset of the font."""
         key = (style, text)
         shown = self._encoded.get(key)
@@ -283,8 +298,7 @@ class LabelWriter:
             font = self._fonts[""].i
             x = self.geo.text_x * MM
             ops = " ".join(
-                f"/F{font} {size:.2f} Tf 1 0 0 1 {x:.2f} {-dy * MM:.2f} Tm "
-                f"{self._show(style, text)}"
+                f"/F{font} {size:.2f} Tf 1 0 0 1 {x:.2f} {-dy * MM:.2f} Tm {self.show(style, text)}"
                 for style, size, dy, text in runs
             )
             body = self._bodies[key] = (title_pt, ops)
@@ -307,7 +321,7 @@ class LabelWriter:
             f"q 1 0 0 1 {x * MM:.2f} {(self.layout.page_h - y) * MM:.2f} cm 0 g "
             f"{qr_operators(label.qr, geo.pad, qr_y, geo.qr, 0.0, MM)} "
             f"BT /F{self._fonts['B'].i} {title_pt:.2f} Tf 1 0 0 1 {geo.text_x * MM:.2f} "
-            f"{-title_y:.2f} Tm {self._show('B', label.title)} {body} ET Q"
+            f"{-title_y:.2f} Tm {self.show('B', label.title)} {body} ET Q"
         )
 
     def output(self, path: Path) -> None:

@@ -7,9 +7,10 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from webapp.extensions import csrf
-    from webapp.views import api, auth, errors, health, jobs, nursery
+    from webapp.views import admin, api, auth, errors, health, jobs, lab, nursery
 
     csrf.exempt(api.bp)  # Bearer tokens only: no cookies, so no CSRF
-    for module in (auth, jobs, nursery, api, health):
+    for module in (auth, jobs, nursery, lab, admin, api, health):
         app.register_blueprint(module.bp)
+    app.register_blueprint(lab.public)
     errors.init_app(app)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request, url_for
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
 from webapp import documents, jobs
 from webapp.auth import user_for_bearer
-from webapp.downloads import send_job_file
+from webapp.downloads import send_artifact, send_job_file
 from webapp.http import api_error
-from webapp.models import JobStatus, Origin
+from webapp.jobs import watch
+from webapp.lab import service
+from webapp.lab.labels import public_url
+from webapp.models import Job, JobStatus, Origin, Protocol, WorkOrder
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -29,10 +32,10 @@ def authenticate() -> Any:
     return None
 
 
-def _body() -> dict[str, Any]:
+def _body(code: str = "bad_body") -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise jobs.JobError("bad_body")
+        raise jobs.JobError(code)
     return data
 
 
@@ -82,7 +85,9 @@ def list_jobs() -> ResponseReturnValue:
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> ResponseReturnValue:
     """One job."""
-    return jsonify(jobs.job_json(jobs.get_for(g.api_user, job_id)))
+    job = jobs.get_for(g.api_user, job_id)
+    watch.seen(job.id)
+    return jsonify(jobs.job_json(job))
 
 
 @bp.post("/jobs/<job_id>/cancel")
@@ -104,3 +109,97 @@ def retry_job(job_id: str) -> ResponseReturnValue:
 def job_file(job_id: str) -> ResponseReturnValue:
     """The file: 409 not ready, 410 expired."""
     return send_job_file(jobs.get_for(g.api_user, job_id))
+
+
+# -- the lab (DESIGN §4a) -------------------------------------------------------------------------
+
+
+def _protocol_json(protocol: Protocol) -> dict[str, Any]:
+    return {
+        "id": protocol.id,
+        "number": protocol.number,
+        "status": protocol.status,
+        "received_on": protocol.received_on.isoformat() if protocol.received_on else None,
+        "animal_id": protocol.animal_id,
+        "species": protocol.species,
+        "analysis_type": protocol.analysis_type,
+        "veterinarian_id": protocol.veterinarian_id,
+        "public_url": public_url(current_app.config["SITE_URL"], protocol.external_id),
+    }
+
+
+def _work_order_json(order: WorkOrder, job: Job | None = None) -> dict[str, Any]:
+    document = service.work_order_document(order)
+    return {
+        "id": order.id,
+        "version": order.version,
+        "veterinarian_id": order.veterinarian_id,
+        "notes": order.notes,
+        "items": [
+            {
+                "protocol_id": item.protocol_id,
+                "service": item.service,
+                "quantity": item.quantity,
+                "price_cents": item.price_cents,
+            }
+            for item in order.items
+        ],
+        "pdf": {
+            "status": document.status,
+            "version": order.pdf_version,
+            "sha256": document.artifact.sha256 if document.artifact else None,
+            "url": f"{current_app.config['SITE_URL']}/api/v1/work-orders/{order.id}/pdf",
+        },
+        "job": jobs.job_json(job) if job is not None else None,
+    }
+
+
+@bp.post("/protocols/<int:protocol_id>/receive")
+def receive_protocol(protocol_id: int) -> ResponseReturnValue:
+    """Number the protocol and queue its label: 202; 404 unknown; 409 received already."""
+    job = service.receive_protocol(protocol_id, g.api_user, Origin.API)
+    protocol = service.get_protocol(protocol_id)
+    response = jsonify({"protocol": _protocol_json(protocol), "job": jobs.job_json(job)})
+    response.status_code = 202
+    return response
+
+
+@bp.post("/work-orders")
+def create_work_order() -> ResponseReturnValue:
+    """A new work order; its PDF is queued with it: 201."""
+    order, job = service.create_work_order(_body("bad_object"), g.api_user, Origin.API)
+    response = jsonify(_work_order_json(order, job))
+    response.status_code = 201
+    response.headers["Location"] = url_for("api.get_work_order", order_id=order.id)
+    return response
+
+
+@bp.get("/work-orders/<int:order_id>")
+def get_work_order(order_id: int) -> ResponseReturnValue:
+    return jsonify(_work_order_json(service.get_work_order(order_id)))
+
+
+@bp.patch("/work-orders/<int:order_id>")
+def patch_work_order(order_id: int) -> ResponseReturnValue:
+    """Change fields (`notes`, `protocol_ids`): the version goes up and the PDF is queued, in
+    one transaction; 200 with the new version (and the job making its PDF)."""
+    order, job = service.update_work_order(order_id, _body("bad_object"), g.api_user, Origin.API)
+    return jsonify(_work_order_json(order, job))
+
+
+@bp.get("/work-orders/<int:order_id>/pdf")
+def work_order_pdf(order_id: int) -> ResponseReturnValue:
+    """The newest stored PDF at once with `Pressroom-Document-Status`; 202 + the job while
+    there is none yet."""
+    order = service.get_work_order(order_id)
+    document = service.ensure_work_order_pdf(order, g.api_user, Origin.API)
+    if document.artifact is None:
+        assert document.live_job is not None
+        response = jsonify(jobs.job_json(document.live_job))
+        response.status_code = 202
+        response.headers["Retry-After"] = "1"
+        response.headers["Pressroom-Document-Status"] = "updating"
+        return response
+    response = send_artifact(document.artifact, service.work_order_file_name(order))
+    response.headers["Pressroom-Document-Status"] = document.header
+    return response

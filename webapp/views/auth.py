@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField
 from wtforms.validators import DataRequired
 
 from webapp.auth import safe_next
@@ -55,7 +55,8 @@ def logout() -> ResponseReturnValue:
 
 
 class LanguageForm(FlaskForm):
-    locale = SelectField(choices=["en", "nl"])  # plain values: tuples are deprecated in WTForms 3.3
+    # plain values: tuples are deprecated in WTForms 3.3
+    locale = SelectField(choices=["en", "nl", "es"])
 
 
 @bp.post("/settings/language")
@@ -75,3 +76,25 @@ def language() -> ResponseReturnValue:
 def home() -> ResponseReturnValue:
     """The start page is the potting-lot table."""
     return redirect(url_for("nursery.potting_lots"))
+
+
+class AccountForm(FlaskForm):
+    locale = SelectField(choices=["en", "nl", "es"])
+    ready_mail = BooleanField()
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account() -> ResponseReturnValue:
+    """The user's own settings: language, and the mail when a long job is ready."""
+    form = AccountForm(locale=current_user.locale or "en", ready_mail=current_user.ready_mail)
+    if form.validate_on_submit():
+        with write_txn() as session:
+            session.execute(
+                sa.update(User)
+                .where(User.id == current_user.id)
+                .values(locale=form.locale.data, ready_mail=bool(form.ready_mail.data))
+            )
+        flash(_("Your settings are saved."), "success")
+        return redirect(url_for("auth.account"), code=303)
+    return render_template("auth/account.html", form=form)

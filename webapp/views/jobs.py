@@ -14,6 +14,7 @@ from webapp import jobs
 from webapp.downloads import send_job_file
 from webapp.extensions import db
 from webapp.http import is_htmx, see_other
+from webapp.jobs import watch
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -38,6 +39,7 @@ def index() -> ResponseReturnValue:
 def show(job_id: str) -> ResponseReturnValue:
     """The job's page: one status partial that polls while the job is live."""
     job = jobs.get_for(current_user, job_id)
+    watch.seen(job.id)
     return render_template("jobs/show.html", job=job)
 
 
@@ -46,6 +48,7 @@ def show(job_id: str) -> ResponseReturnValue:
 def status(job_id: str) -> ResponseReturnValue:
     """The status partial; an unchanged poll is a 304 without rendering."""
     job = jobs.get_for(current_user, job_id)
+    watch.seen(job.id)
     etag = status_etag(job)
     response = (
         make_response("", 304) if request.if_none_match.contains(etag) else render_status(job)

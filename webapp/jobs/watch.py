@@ -1,0 +1,47 @@
+"""Whether anybody is watching a job: each status read marks it seen for READY_MAIL_IDLE_S.
+
+The mark lives in Redis with an expiry (no database write on the status path, shared by every
+web process); with the stub broker of unit tests, in this process. A job that ends after its
+page went unpolled that long mails its owner a link (hooks.py), one that was watched does not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from dramatiq.brokers.stub import StubBroker
+from flask import current_app
+
+log = logging.getLogger(__name__)
+
+_local: dict[str, float] = {}  # stub broker: job id → when the mark expires (monotonic)
+
+
+def _key(job_id: str) -> str:
+    return f"pressroom:seen:{job_id}"
+
+
+def seen(job_id: str) -> None:
+    """Somebody looked at the job just now (a status poll, the job page, the API)."""
+    ttl = current_app.config["READY_MAIL_IDLE_S"]
+    broker = current_app.extensions["pressroom.broker"]
+    if isinstance(broker, StubBroker):
+        _local[job_id] = time.monotonic() + ttl
+        return
+    try:
+        broker.client.set(_key(job_id), 1, px=max(1, int(ttl * 1000)))
+    except Exception as exc:  # a status read never fails for this
+        log.debug("seen(%s) not recorded: %s", job_id, exc)
+
+
+def watched(job_id: str) -> bool:
+    """Was the job looked at within READY_MAIL_IDLE_S? (Unknown counts as watched: no mail.)"""
+    broker = current_app.extensions["pressroom.broker"]
+    if isinstance(broker, StubBroker):
+        return _local.get(job_id, 0.0) > time.monotonic()
+    try:
+        return bool(broker.client.exists(_key(job_id)))
+    except Exception as exc:
+        log.warning("watched(%s) unknown (%s): no ready mail", job_id, exc)
+        return True

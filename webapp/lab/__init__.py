@@ -1,0 +1,1 @@
+"""The veterinary pathology lab: reception, reports, work orders."""

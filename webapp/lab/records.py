@@ -1,0 +1,94 @@
+"""The lab's records as the kinds and views use them: receiving a protocol, the local date,
+pinning a record's own file, and the data a report or a work order prints."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from webapp.errors import Conflict
+from webapp.models import (
+    AnalysisType,
+    Artifact,
+    Job,
+    Origin,
+    Protocol,
+    ProtocolStatus,
+    User,
+    utcnow,
+)
+
+
+def local_today() -> date:
+    return datetime.now(ZoneInfo(current_app.config["TZ"])).date()
+
+
+def local_date(moment: datetime) -> date:
+    """A naive-UTC timestamp's date where the lab is."""
+    return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(current_app.config["TZ"])).date()
+
+
+def file_safe(number: str) -> str:
+    """ "HP 26/0001" → "HP_26-0001", for file names."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "", number.replace(" ", "_").replace("/", "-"))
+
+
+def pin(session: Session, artifact_id: int | None) -> None:
+    """A record's own document is kept whatever the retention (webapp/jobs/reaper.py)."""
+    if artifact_id is not None:
+        session.execute(sa.update(Artifact).where(Artifact.id == artifact_id).values(pinned=True))
+
+
+def finished_job(session: Session, job_id: str) -> Job:
+    """The job as the transition just left it (an UPDATE the identity map has not seen)."""
+    job = session.get(Job, job_id, populate_existing=True)
+    assert job is not None
+    return job
+
+
+def next_number(session: Session, analysis: AnalysisType, year: int) -> str:
+    """The next protocol number of this analysis and year: "HP 26/0042" (in the caller's write
+    transaction, so two receptions never draw the same one)."""
+    prefix = f"{analysis.code} {year % 100:02d}/"
+    numbers = session.scalars(
+        sa.select(Protocol.number).where(Protocol.number.like(f"{prefix}%"))
+    ).all()
+    highest = max(
+        (int(n[len(prefix) :]) for n in numbers if n and n[len(prefix) :].isdigit()), default=0
+    )
+    return f"{prefix}{highest + 1:04d}"
+
+
+def receive(
+    session: Session, protocol: Protocol, user: User | None, origin: Origin = Origin.USER
+) -> Job:
+    """Number the protocol, mark it received today and queue its reception label, all in the
+    caller's transaction: once it commits, the label is on its way (and opens at once later)."""
+    from webapp.jobs import enqueue
+
+    if protocol.status != ProtocolStatus.REGISTERED:
+        raise Conflict("already_received", number=protocol.number or "")
+    today = local_today()
+    protocol.number = next_number(session, protocol.analysis, today.year)
+    protocol.status = ProtocolStatus.RECEIVED.value
+    protocol.received_on = today
+    protocol.received_at = utcnow()
+    session.flush()
+    job, _ = enqueue(
+        session, "reception_label", {"protocol_id": protocol.id}, owner=user, origin=origin
+    )
+    return job
+
+
+def queue_labels(session: Session, protocol_ids: list[int]) -> int:
+    """Reception labels of protocols received without the page (the demo data): system jobs."""
+    from webapp.jobs import enqueue
+
+    for protocol_id in protocol_ids:
+        enqueue(session, "reception_label", {"protocol_id": protocol_id}, origin=Origin.EVENT)
+    return len(protocol_ids)
