@@ -17,6 +17,7 @@ from flask_babel import (
 )
 
 from webapp import documents
+from webapp.http import is_htmx
 from webapp.jobs import eta_seconds
 from webapp.messages import N_, UNITS, Msg
 from webapp.pdf.layout import PRESETS
@@ -199,4 +200,5 @@ def init_app(app: Flask) -> None:
         percent=percent,
         current_locale=current_locale,
         document_kind=documents.get,
+        is_htmx=is_htmx,
     )

@@ -10,80 +10,23 @@ however fast the machine renders.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import require
-from tests.services import FILE_NAME, STAFF, Stack
+from tests.browser.pages import log_in, shot
+from tests.services import FILE_NAME, Stack
 from webapp.models import Job
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = Path(os.environ.get("PRESSROOM_SHOTS", "/tmp/pressroom-shots"))
 KIND = "potting_lot_labels"
 # One worker process: a paced job at its gate keeps it busy, and Chromium needs the CPU.
 STACK = {"processes": 1, "lots": 200, "env": {"CHUNK_LABELS": "50000"}}
 JOB_PAGE = re.compile(r"/jobs/([A-Za-z0-9_-]+)$")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    require(Path(CHROMIUM).is_file(), f"Debian's chromium at {CHROMIUM}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - a dev dependency
-        require(False, "the playwright package")
-        raise
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def context(browser: Any, stack: Stack) -> Iterator[Any]:
-    ctx = browser.new_context(
-        base_url=stack.base_url,
-        accept_downloads=True,
-        viewport={"width": 1280, "height": 900},
-        locale="en-GB",
-    )
-    ctx.set_default_timeout(15_000)
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def page(context: Any) -> Any:
-    return context.new_page()
-
-
-def log_in(page: Any, email: str = STAFF[0], password: str = STAFF[1]) -> None:
-    page.locator("input[name=email]").fill(email)
-    page.locator("input[name=password]").fill(password)
-    with page.expect_navigation():
-        page.locator("input[name=password]").press("Enter")
-
-
-def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def status_of(page: Any) -> Any:
