@@ -21,7 +21,7 @@ $(HTMX): package.json
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js $@
 
-$(MO): webapp/translations/nl/LC_MESSAGES/messages.po $(STAMP)
+$(MO): webapp/translations/nl/LC_MESSAGES/messages.po webapp/translations/es/LC_MESSAGES/messages.po $(STAMP)
 	$(BIN)/pybabel compile -d webapp/translations
 
 # The static Noto Sans instances take ~20 s to make once per machine: not inside the first job.
