@@ -24,6 +24,7 @@ FULL = [
     ["export.py", "--workers", "1,2"],
     ["enqueue.py"],
     ["status_wrk.py"],
+    ["lab.py"],
 ]
 QUICK = [
     ["render.py", "--labels", "1000", "--repeat", "2", "--seed-sample", "200"],
@@ -41,6 +42,7 @@ QUICK = [
     ["export.py", "--rows", "20000", "--workers", "2", "--repeat", "1"],
     ["enqueue.py", "--requests", "30"],
     ["status_wrk.py", "--duration", "3"],
+    ["lab.py", "--protocols", "60", "--requests", "40"],
 ]
 
 

@@ -114,7 +114,6 @@ CATALOGUE: dict[str, str] = {
     "unknown_work_order": N_("There is no work order #%(id)s."),
     "unknown_veterinarian": N_("There is no veterinarian #%(id)s."),
     "protocols_of_other_vet": N_("Protocols %(ids)s are not of this work order's veterinarian."),
-    "no_such_page": N_("There is nothing at this address."),
     # -- field errors (pydantic error types, and our own) ----------------------------------
     "field_required": N_("This field is required."),
     "field_unknown": N_("Unknown field."),

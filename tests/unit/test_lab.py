@@ -224,3 +224,236 @@ class TestWorkOrders:
             jobs = db.session.scalars(sa.select(Job).where(Job.kind == "work_order")).all()
             assert len(jobs) == 2
             assert db.session.get(WorkOrder, 1).pdf_version == 2
+
+
+class TestBadInput:
+    """Unknown ids, a FINAL report, foreign protocols, broken bodies: clear 4xx, nothing queued."""
+
+    def jobs_count(self, app: Flask) -> int:
+        with app.app_context():
+            return db.session.scalar(sa.select(sa.func.count(Job.id))) or 0
+
+    @pytest.mark.parametrize(
+        ("params", "status", "field"),
+        [
+            ({"report_id": 999}, 422, "report_id"),
+            ({"report_id": "1"}, 422, "report_id"),
+            ({"report_id": 2**70}, 422, "report_id"),
+            ({}, 422, "report_id"),
+            ({"report_id": 1, "x": 1}, 422, "x"),
+        ],
+    )
+    def test_finalise_refuses_bad_params(self, lab, client, params, status, field):
+        before = self.jobs_count(lab)
+        answer = api(
+            client, lab, "POST", "/api/v1/jobs", json={"kind": "report_final", "params": params}
+        )
+        assert answer.status_code == status and field in answer.json["error"]["fields"]
+        assert self.jobs_count(lab) == before
+
+    def test_work_order_api_refuses_unknown_ids_foreign_protocols_and_bad_bodies(self, lab, client):
+        before = self.jobs_count(lab)
+        assert api(client, lab, "GET", "/api/v1/work-orders/999/pdf").status_code == 404
+        assert (
+            api(client, lab, "PATCH", "/api/v1/work-orders/999", json={"notes": "x"}).status_code
+            == 404
+        )
+        assert api(client, lab, "GET", "/api/v1/work-orders/abc").status_code == 404
+        bad = api(client, lab, "PATCH", "/api/v1/work-orders/1", data="not json")
+        assert bad.status_code == 400 and bad.json["error"]["code"] == "bad_request"
+        extra = api(client, lab, "PATCH", "/api/v1/work-orders/1", json={"version": 9})
+        assert extra.status_code == 422 and "version" in extra.json["error"]["fields"]
+        long = api(client, lab, "PATCH", "/api/v1/work-orders/1", json={"notes": "x" * 5001})
+        assert long.status_code == 422 and "notes" in long.json["error"]["fields"]
+        with lab.app_context():
+            order = db.session.get(WorkOrder, 1)
+            foreign = db.session.scalars(
+                sa.select(Protocol.id).where(Protocol.veterinarian_id != order.veterinarian_id)
+            ).first()
+            version = order.version
+        other = api(client, lab, "PATCH", "/api/v1/work-orders/1", json={"protocol_ids": [foreign]})
+        assert other.status_code == 422 and "protocol_ids" in other.json["error"]["fields"]
+        with lab.app_context():
+            assert db.session.get(WorkOrder, 1).version == version
+        assert self.jobs_count(lab) == before
+
+    def test_the_pages_answer_404_for_unknown_records_and_the_forms_say_what_is_wrong(
+        self, lab, client
+    ):
+        client.post("/login", data={"email": "staff@example.com", "password": "pw-staff"})
+        for path in (
+            "/lab/protocols/999",
+            "/lab/reports/999",
+            "/lab/work-orders/999",
+            "/lab/reports/99999999999999999999999",
+        ):
+            assert client.get(path).status_code == 404, path
+        sent = client.post(
+            "/lab/reception/samples",
+            data={
+                "veterinarian_id": "999",
+                "animal_id": "",
+                "species": "Felino",
+                "analysis_type": "x",
+            },
+        )
+        assert sent.status_code == 303
+        page = client.get("/lab/reception").get_data(as_text=True)
+        assert 'id="err-animal_id"' in page and 'id="err-analysis_type"' in page
+        assert 'aria-invalid="true"' in page and 'value="Felino"' in page
+        with lab.app_context():
+            assert db.session.scalar(sa.select(sa.func.count(Protocol.id))) == 6
+
+    def test_a_qr_code_too_fine_for_the_printer_is_refused_with_the_reason(self, make_app, client):
+        app = make_app(SITE_URL="https://" + "laboratorio-" * 12 + "example.com")
+        with app.app_context():
+            add_user("staff@example.com", "pw-staff")
+            seed_lab(1)
+            user = db.session.scalars(sa.select(User)).one()
+            from webapp import jobs
+
+            with pytest.raises(jobs.InvalidParams) as refused:
+                jobs.submit(user, "reception_label", {"protocol_id": 1})
+            assert refused.value.code == "qr_too_dense"
+            assert "203 dpi" in refused.value.msg.english()
+            app.config["LABEL_PRINTER_DPI"] = 300
+            job, created = jobs.submit(user, "reception_label", {"protocol_id": 1})
+            assert created
+
+
+class TestPublicPage:
+    def test_it_needs_no_login_shows_three_facts_and_nothing_else(self, lab, client):
+        with lab.app_context():
+            protocol = db.session.get(Protocol, 3)
+            report = db.session.get(Report, 3)
+            secret = [
+                protocol.animal_id,
+                protocol.species,
+                protocol.veterinarian.name,
+                protocol.veterinarian.email,
+                report.diagnosis[:30],
+            ]
+            external, number = protocol.external_id, protocol.number
+        answer = client.get(f"/protocols/public/{external}/")
+        assert answer.status_code == 200
+        assert answer.headers["Cache-Control"] == "no-store"
+        body = answer.get_data(as_text=True)
+        assert number in body
+        assert not [s for s in secret if s and s in body]
+        assert "Log out" not in body and "/lab/" not in body
+        assert client.get(f"/protocols/public/{external[:-1]}x/").status_code == 404
+        assert client.get("/protocols/public/short/").status_code == 404
+
+
+class TestReadyMailSetting:
+    def test_a_long_unwatched_job_mails_its_owner_unless_they_turned_it_off(self, make_app):
+        import dramatiq
+
+        import workers.actors  # noqa: F401
+        from tests.conftest import join_all
+        from webapp import jobs
+        from workers.broker import setup
+
+        app = make_app(READY_MAIL_IDLE_S=0.0)  # every job is "long" and its page "left"
+        with app.app_context():
+            keen = add_user("keen@example.com", "pw")
+            quiet = add_user("quiet@example.com", "pw")
+            with write_txn() as session:
+                session.execute(sa.update(User).where(User.id == quiet.id).values(ready_mail=False))
+            ids = seed_lab(2)
+            a, _ = jobs.submit(
+                db.session.get(User, keen.id),
+                "reception_labels_day",
+                {"date": db.session.get(Protocol, ids[0]).received_on.isoformat()},
+            )
+            b, _ = jobs.submit(db.session.get(User, quiet.id), "work_order", {"work_order_id": 1})
+            a_id, b_id = a.id, b.id
+        broker = setup(app)
+        worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=1)
+        worker.start()
+        try:
+            join_all(broker, worker)
+        finally:
+            worker.stop()
+        with app.app_context():
+            keys = set(db.session.scalars(sa.select(OutboxItem.key)))
+            assert f"ready:{a_id}" in keys and f"ready:{b_id}" not in keys
+            eml = list(Path(app.config["OUTBOX_DIR"]).glob("*.eml"))
+            message = email.message_from_bytes(eml[0].read_bytes())
+            assert message["To"] == "keen@example.com" and f"/jobs/{a_id}" in message.get_payload()
+
+
+class TestDayRoll:
+    def test_a_days_labels_are_one_roll_in_number_order(self, lab, client, stub_worker):
+        with lab.app_context():
+            day = db.session.get(Protocol, 1).received_on
+            numbers = sorted(
+                db.session.scalars(sa.select(Protocol.number).where(Protocol.received_on == day))
+            )
+        answer = api(
+            client,
+            lab,
+            "POST",
+            "/api/v1/jobs",
+            json={"kind": "reception_labels_day", "params": {"date": day.isoformat()}},
+        )
+        assert answer.status_code == 202 and answer.json["progress"]["total"] == len(numbers)
+        stub_worker()
+        pdf = api(client, lab, "GET", f"/api/v1/jobs/{answer.json['id']}/file")
+        doc = pdfium.PdfDocument(pdf.data)
+        assert [p.get_textpage().get_text_range().splitlines()[0] for p in doc] == numbers
+        empty = api(
+            client,
+            lab,
+            "POST",
+            "/api/v1/jobs",
+            json={"kind": "reception_labels_day", "params": {"date": "1999-01-01"}},
+        )
+        assert empty.status_code == 422 and "date" in empty.json["error"]["fields"]
+        bad = api(
+            client,
+            lab,
+            "POST",
+            "/api/v1/jobs",
+            json={"kind": "reception_labels_day", "params": {"date": "2026-13-01"}},
+        )
+        assert bad.status_code == 422
+
+
+class TestCli:
+    def test_seed_demo_protocols_and_lab_receive(self, app):
+        from tests.unit.test_cli import run
+
+        result = run(app, "seed-demo", "--protocols", "5")
+        assert result.exit_code == 0, result.output
+        with app.app_context():
+            assert db.session.scalars(sa.select(Protocol.id).order_by(Protocol.id)).all() == [
+                1,
+                2,
+                3,
+                4,
+                5,
+            ]
+            assert (
+                db.session.scalar(sa.select(sa.func.count()).select_from(sa.text("potting_lots")))
+                == 0
+            )
+            labels = db.session.scalar(
+                sa.select(sa.func.count(Job.id)).where(Job.kind == "reception_label")
+            )
+            assert labels == 5
+            with write_txn() as session:
+                session.add(
+                    Protocol(
+                        veterinarian_id=1,
+                        animal_id="Bram",
+                        species="Konijn",
+                        analysis_type="cytology",
+                    )
+                )
+        received = run(app, "lab", "receive", "6")
+        assert received.exit_code == 0 and re.search(r"as CT \d\d/\d{4}", received.output), (
+            received.output
+        )
+        again = run(app, "lab", "receive", "6")
+        assert again.exit_code != 0 and "received already" in again.output
