@@ -40,6 +40,7 @@ def app_config(data: Path, **overrides: Any) -> dict[str, Any]:
         "BROKER": "stub",
         "WTF_CSRF_ENABLED": False,
         "RETRY_BACKOFF_S": 0.05,
+        "METRICS_DIR": None,  # one process: its own registry, no files
         **overrides,
     }
 

@@ -202,6 +202,8 @@ class Stack:
                 "RETRY_BACKOFF_S": "0.2",
                 # The test-only kind whose pace the test sets (the test process imports it above).
                 "PRESSROOM_EXTRA_KINDS": paced.__name__,
+                # No statistics jobs of their own in tests that count jobs (a module sets it).
+                "SCHEDULES": "",
                 **(env or {}),
             }
         )
@@ -240,6 +242,7 @@ class Stack:
                 "BROKER": "redis",
                 "SECRET_KEY": "test",
                 "SITE_URL": self.base_url,
+                "METRICS_DIR": None,  # the test process counts nothing into the services' files
             }
         )
         self.token = ""

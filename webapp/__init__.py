@@ -35,14 +35,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
 
-    from webapp import auth, broker, cli, mail, templating, views
+    from webapp import auth, broker, cli, mail, metrics, schedules, templating, views
     from webapp import db as db_module
     from webapp.jobs import hooks
 
     db_module.init_app(app)
     broker.init_app(app)
     mail.init_app(app)
+    schedules.parse(app.config.get("SCHEDULES"))  # a bad entry stops the service, saying which
     hooks.init_app(app)
+    metrics.init_app(app)
     auth.init_app(app)
     views.init_app(app)
     cli.init_app(app)

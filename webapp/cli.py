@@ -23,6 +23,7 @@ users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
 lots_cli = AppGroup("potting-lots", help="Potting lots of the nursery.")
 lab_cli = AppGroup("lab", help="The veterinary pathology lab.")
+schedules_cli = AppGroup("schedules", help="Scheduled reports (SCHEDULES).")
 
 
 def init_db() -> None:
@@ -180,6 +181,37 @@ def lab_receive(protocol_id: int) -> None:
     click.echo(f"Received protocol {protocol_id} as {protocol.number}; label job {job.id}.")
 
 
+@schedules_cli.command("tick")
+@click.option("--at", "at", help="The moment to tick at (ISO 8601; default now, naive = UTC).")
+def schedules_tick(at: str | None) -> None:
+    """Run whatever is due (each period once: another tick that got there first is fine)."""
+    from datetime import datetime
+
+    from webapp import schedules
+
+    moment = None
+    if at:
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            raise click.BadParameter(
+                f"{at!r} is not an ISO date and time", param_hint="--at"
+            ) from None
+    made = schedules.tick(moment)
+    for schedule, period, job_id in made:
+        click.echo(f"{schedule}: {period} → job {job_id or '(refused, see the log)'}")
+    if not made:
+        click.echo("Nothing due.")
+
+
 def init_app(app: Flask) -> None:
-    for command in (init_db_command, seed_demo_command, users_cli, tokens_cli, lots_cli, lab_cli):
+    for command in (
+        init_db_command,
+        seed_demo_command,
+        users_cli,
+        tokens_cli,
+        lots_cli,
+        lab_cli,
+        schedules_cli,
+    ):
         app.cli.add_command(command)

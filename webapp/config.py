@@ -20,7 +20,9 @@ DEFAULTS: dict[str, Any] = {
     "LAB_NAME": "Laboratorio de Anatomía Patológica Veterinaria",
     "LAB_ADDRESS": "Calle de la Ciencia 12, 46022 Valencia",
     "LAB_LOCALE": "es",  # report PDFs and the lab's mails
-    "LABEL_PRINTER_DPI": 203,  # the reception label printer: 203 or 300
+    "LABEL_PRINTER_DPI": 203,
+    "SCHEDULES": "stats_daily@06:00,stats_weekly@mon 06:30",  # empty: no schedules
+    "METRICS_TOKEN": None,  # None: /metrics needs an admin's Bearer token  # the reception label printer: 203 or 300
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # request bodies (CSV uploads included)
     "MAX_LABELS": 50_000,  # labels (lots x copies) in one batch
     "CHUNK_LABELS": 1_000,  # labels per internal chunk of a big batch
@@ -88,6 +90,7 @@ _STR_KEYS = (
     "LAB_NAME",
     "LAB_ADDRESS",
     "LAB_LOCALE",
+    "METRICS_TOKEN",
 )
 
 
@@ -113,12 +116,15 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         if raw in (None, ""):
             continue
         config[key] = int(raw) if key in _INT_KEYS else float(raw) if key in _FLOAT_KEYS else raw
+    if "SCHEDULES" in os.environ:  # an empty value turns the schedules off
+        config["SCHEDULES"] = os.environ["SCHEDULES"]
     config.update(overrides or {})
 
     data = data_dir(config)
     config["PRESSROOM_DATA"] = str(data)
     config.setdefault("ARTIFACT_DIR", str(data / "artifacts"))
     config.setdefault("OUTBOX_DIR", str(data / "outbox"))
+    config.setdefault("METRICS_DIR", str(data / "metrics"))  # None: this process only (tests)
     db_url = config.pop("DATABASE_URL", None) or f"sqlite:///{data / 'pressroom.db'}"
     if db_url.startswith("postgres://"):  # Heroku-style; SQLAlchemy only knows "postgresql://"
         db_url = "postgresql://" + db_url.removeprefix("postgres://")

@@ -119,8 +119,8 @@ def build(item: dict[str, Any]) -> EmailMessage:
     config = current_app.config
     msg = EmailMessage()
     msg["From"] = mail_from(config)
-    msg["To"] = item["to"]
-    msg["Subject"] = item["subject"]
+    msg["To"] = " ".join(str(item["to"]).split())
+    msg["Subject"] = " ".join(str(item["subject"]).split())  # never a line break in a header
     msg["Message-ID"] = item["message_id"]
     msg["Date"] = formatdate(localtime=False)
     msg.set_content(item["body"])
@@ -194,7 +194,11 @@ def write_eml(msg: EmailMessage) -> Path:
 
 @outbox.handler("mail")
 def send_mail(item: dict[str, Any]) -> None:
-    where = deliver(build(item))
+    try:
+        message = build(item)
+    except (ValueError, TypeError) as exc:  # a mail that cannot be written: no retry helps
+        raise PermanentError("mail_unbuildable", reason=str(exc)[:200]) from exc
+    where = deliver(message)
     log.info("mail %s to %s sent (%s)", item["message_id"], item["to"], where)
 
 

@@ -36,6 +36,9 @@ CATALOGUE: dict[str, str] = {
     "merging_parts": N_("Merging %(parts)s parts"),
     "retrying_in": N_("Retrying in %(seconds)s s"),
     "drawing_pages": N_("Laying out the pages"),
+    "queuing_documents": N_("Queuing documents: %(count)s of %(total)s"),
+    "waiting_documents": N_("Waiting for %(count)s documents"),
+    "updating_protocols": N_("Updating the protocols"),
     # -- job errors (job.error_code) -------------------------------------------------------
     "time_limit": N_(
         "Stopped after the time limit of %(minutes)s minutes. "
@@ -58,6 +61,10 @@ CATALOGUE: dict[str, str] = {
         "The potting lots changed while this export was being made (an import "
         "or an edit); try again to export the rows as they are now."
     ),
+    "lab_rows_changed": N_(
+        "The protocols or reports changed while this export was being made; "
+        "try again to export the rows as they are now."
+    ),
     "lot_deleted": N_(
         "Potting lot #%(id)s was deleted after this job was started; print the labels again."
     ),
@@ -69,6 +76,7 @@ CATALOGUE: dict[str, str] = {
     "work_order_gone": N_("Work order #%(id)s was deleted."),
     "mail_refused": N_("The mail server refused the mail for good (%(status)s: %(reason)s)."),
     "mail_attachment_missing": N_("The attachment %(name)s is no longer on disk."),
+    "mail_unbuildable": N_("The mail could not be written: %(reason)s."),
     # -- refusals (HTTP errors, params) ----------------------------------------------------
     "not_found": N_("No such job."),
     "unknown_kind": N_("Unknown kind %(kind)s; use one of: %(kinds)s."),
@@ -112,8 +120,19 @@ CATALOGUE: dict[str, str] = {
         "Report %(number)s is final already; only draft reports can be finalised."
     ),
     "unknown_work_order": N_("There is no work order #%(id)s."),
+    "work_order_failed": N_(
+        "The PDF of work order %(id)s could not be made; see job %(job)s and retry it."
+    ),
+    "field_one_line": N_("Enter one line of text (no line breaks or control characters)."),
+    "period_day": N_("Enter a day like 2026-12-01."),
+    "not_regenerable": N_("Choose a kind that can be regenerated: %(choices)s."),
+    "nothing_to_set": N_("Say what to set: a status, or assigned_to."),
+    "unknown_template": N_("Unknown mail template; choose one of: %(choices)s."),
+    "period_week": N_("Enter an ISO week like 2026-W49."),
     "unknown_veterinarian": N_("There is no veterinarian #%(id)s."),
     "protocols_of_other_vet": N_("Protocols %(ids)s are not of this work order's veterinarian."),
+    "no_protocols_match": N_("No protocols match these filters; change or clear them."),
+    "no_reports_match": N_("No reports match these filters; change or clear them."),
     # -- field errors (pydantic error types, and our own) ----------------------------------
     "field_required": N_("This field is required."),
     "field_unknown": N_("Unknown field."),
@@ -137,6 +156,7 @@ CATALOGUE: dict[str, str] = {
     "filter_object": N_("The filter must be an object with the table's filter keys."),
     "filter_unknown": N_("Unknown filter %(key)s; use %(keys)s."),
     "filter_text": N_("Filter %(key)s must be text."),
+    "dates_reversed": N_("The end date is before the start date."),
     # -- CSV import ------------------------------------------------------------------------
     "csv_not_utf8": N_("The file is not UTF-8 text. Save it as 'CSV UTF-8' and try again."),
     "csv_empty": N_("The file is empty."),

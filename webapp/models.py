@@ -190,6 +190,12 @@ class Job(Model):
         sa.ForeignKey("jobs.id", ondelete="CASCADE"), index=True
     )
     chunk_index: Mapped[int | None]
+    # Bulk work over many documents: each document is a job of its own kind (visible, with its
+    # subject) whose `batch_id` names the bulk job; the bulk job counts them in `items`.
+    batch_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+    )
+    items: Mapped[dict[str, int] | None] = mapped_column(sa.JSON)  # {done, failed, skipped}
     chunks_total: Mapped[int] = mapped_column(default=0)
     chunks_done: Mapped[int] = mapped_column(default=0)
 
@@ -217,6 +223,8 @@ class Job(Model):
             postgresql_where=sa.text(f"{LIVE_WHERE} AND subject IS NOT NULL"),
         ),
         sa.Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
+        # The monitoring page and /metrics read the last day's finished jobs.
+        sa.Index("ix_jobs_finished_at", "finished_at"),
     )
 
     @property
@@ -388,3 +396,34 @@ class WorkOrderItem(Model):
     price_cents: Mapped[int] = mapped_column(default=0)
 
     protocol: Mapped[Protocol] = relationship()
+
+
+# -- admin (DESIGN §4b) ---------------------------------------------------------------------------
+
+
+class ScheduleRun(Model):
+    """One period of one schedule, run once: the unique key is what two schedulers (or a tick
+    after a restart) agree on — whoever inserts the row first makes the period's job."""
+
+    __tablename__ = "schedule_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule: Mapped[str] = mapped_column(sa.String(60))  # "stats_daily@06:00"
+    period: Mapped[str] = mapped_column(sa.String(12))  # "2026-12-01", "2026-W49"
+    job_id: Mapped[str | None] = mapped_column(sa.ForeignKey("jobs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("schedule", "period", name="uq_schedule_runs_period"),)
+
+
+class AuditEntry(Model):
+    """Who did what, when, to which scope: every admin action."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(sa.String(40))
+    scope: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+
+    user: Mapped[User | None] = relationship()

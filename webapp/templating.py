@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
@@ -74,6 +75,7 @@ LAB_LABELS: dict[str, str] = {
     "updating": N_("Being updated"),
     "stale": N_("Stale"),
     "missing": N_("Being made"),
+    "failed": N_("Could not be made"),
     "pending": N_("Waiting to be sent"),
     "done_mail": N_("Sent"),
     "failed_mail": N_("Not sent"),
@@ -174,6 +176,29 @@ def units(count: int, unit: str) -> str:
     return f"{number(count)} {gettext(one if count == 1 else many)}"  # en, nl, es: two forms
 
 
+def job_items(job: Any) -> dict[str, int] | None:
+    from webapp.jobs.serialize import items
+
+    return items(job)
+
+
+def failed_documents(job: Any) -> list[Any]:
+    """A bulk job's failed documents (newest 50)."""
+    import sqlalchemy as sa
+
+    from webapp.extensions import db
+    from webapp.models import Job
+
+    return list(
+        db.session.scalars(
+            sa.select(Job)
+            .where(Job.batch_id == job.id, Job.status == "failed")
+            .order_by(Job.finished_at.desc())
+            .limit(50)
+        )
+    )
+
+
 def current_locale() -> str:
     return str(get_locale() or "en")
 
@@ -201,4 +226,6 @@ def init_app(app: Flask) -> None:
         current_locale=current_locale,
         document_kind=documents.get,
         is_htmx=is_htmx,
+        job_items=job_items,
+        failed_documents=failed_documents,
     )

@@ -1,4 +1,6 @@
-"""The scheduler process: runs the reaper often and retention hourly, each in its own app context."""
+"""The scheduler process: the reaper often, the schedules' tick each minute (SCHEDULES: each
+period runs once however many schedulers run, webapp/schedules.py) and retention hourly, each
+pass in its own app context."""
 
 from __future__ import annotations
 
@@ -6,19 +8,20 @@ import logging
 import signal
 import time
 
-from webapp import create_app
+from webapp import create_app, schedules
 from webapp.jobs.reaper import expire, reap
 from workers.stopflag import StopFlag
 
 log = logging.getLogger("pressroom.scheduler")
 EXPIRE_EVERY_S = 3600
+TICK_EVERY_S = 60
 
 
 def main() -> None:
     app = create_app()
     stop = StopFlag().install(signal.SIGTERM, signal.SIGINT)
     interval = app.config["REAPER_INTERVAL_S"]
-    next_expire = 0.0
+    next_expire = next_tick = 0.0
     log.info(
         "scheduler started: reaper every %.1f s, retention every %d s", interval, EXPIRE_EVERY_S
     )
@@ -26,6 +29,9 @@ def main() -> None:
         with app.app_context():
             try:
                 reap()
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + TICK_EVERY_S
+                    schedules.tick()
                 if time.monotonic() >= next_expire:
                     expire()
                     next_expire = time.monotonic() + EXPIRE_EVERY_S

@@ -14,6 +14,7 @@ import subprocess
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import click
 
@@ -91,6 +92,12 @@ def prepare(demo: bool, lots: int, protocols: int = 60) -> list[tuple[str, str]]
     from webapp.models import User
 
     app = create_app()
+    metrics_dir = app.config.get("METRICS_DIR")
+    if metrics_dir:  # counters of the processes of an earlier run would be merged in forever
+        import shutil
+
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        Path(metrics_dir).mkdir(parents=True, exist_ok=True)
     with app.app_context():
         init_db()
         logins: list[tuple[str, str]] = []

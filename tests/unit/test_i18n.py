@@ -226,7 +226,7 @@ CODE_FIRST = {"Msg", "FieldProblem", *_problem_classes()}
 #: FilterError(field, code), lease.progress(done, step).
 CODE_SECOND = {"field", "of", "FilterError", "progress"}
 #: Keyword arguments of those calls that are not message parameters.
-NOT_PARAMS = {"field", "fields", "force", "attempts"}
+NOT_PARAMS = {"field", "fields", "force", "attempts", "items"}
 #: Keywords that set a code column directly (Job(step_code="waiting")).
 CODE_KEYWORDS = {"step_code", "error_code"}
 

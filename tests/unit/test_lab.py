@@ -457,3 +457,271 @@ class TestCli:
         )
         again = run(app, "lab", "receive", "6")
         assert again.exit_code != 0 and "received already" in again.output
+
+
+class TestRegenerate:
+    def test_stale_documents_are_made_again_unchanged_ones_skipped_and_the_report_lists_them(
+        self, lab, client, stub_worker
+    ):
+        stub_worker()  # the seeded labels
+        with lab.app_context(), write_txn() as session:
+            for order_id in db.session.scalars(sa.select(WorkOrder.id)).all():
+                __import__("webapp.jobs", fromlist=["x"]).enqueue(
+                    session, "work_order", {"work_order_id": order_id}
+                )
+        stub_worker()
+        patched = api(client, lab, "PATCH", "/api/v1/work-orders/1", json={"notes": "v2"})
+        assert patched.status_code == 200
+        with lab.app_context():  # the edit's job is lost (cancelled): work order 1 is stale
+            from webapp import jobs as engine
+
+            engine.cancel(db.session.get(Job, patched.json["job"]["id"]))
+        staff = api(
+            client,
+            lab,
+            "POST",
+            "/api/v1/jobs",
+            json={"kind": "regenerate", "params": {"kind": "work_order"}},
+        )
+        assert staff.status_code == 403
+        bad = api(
+            client,
+            lab,
+            "POST",
+            "/api/v1/jobs",
+            who="admin",
+            json={"kind": "regenerate", "params": {"kind": "potting_lot_labels"}},
+        )
+        assert bad.status_code == 422 and "kind" in bad.json["error"]["fields"]
+        stale = api(
+            client,
+            lab,
+            "POST",
+            "/api/v1/jobs",
+            who="admin",
+            json={"kind": "regenerate", "params": {"kind": "work_order", "scope": "stale"}},
+        )
+        assert stale.status_code == 202 and stale.json["progress"]["total"] == 1
+        every = api(
+            client,
+            lab,
+            "POST",
+            "/api/v1/jobs",
+            who="admin",
+            json={"kind": "regenerate", "params": {"kind": "reception_label", "scope": "all"}},
+        )
+        assert every.status_code == 202 and every.json["progress"]["total"] == 6
+        stub_worker()
+        forced = api(
+            client,
+            lab,
+            "POST",
+            "/api/v1/jobs",
+            who="admin",
+            json={
+                "kind": "regenerate",
+                "params": {"kind": "work_order", "scope": "all", "force": True},
+            },
+        )
+        stub_worker()
+        one = api(client, lab, "GET", f"/api/v1/jobs/{stale.json['id']}", who="admin").json
+        assert one["status"] == "done" and one["items"] == {"done": 1, "failed": 0, "skipped": 0}
+        labels = api(client, lab, "GET", f"/api/v1/jobs/{every.json['id']}", who="admin").json
+        assert labels["status"] == "done" and labels["items"] == {
+            "done": 0,
+            "failed": 0,
+            "skipped": 6,
+        }
+        all_orders = api(client, lab, "GET", f"/api/v1/jobs/{forced.json['id']}", who="admin").json
+        with lab.app_context():
+            orders = db.session.scalar(sa.select(sa.func.count(WorkOrder.id)))
+            assert db.session.get(WorkOrder, 1).pdf_version == 2
+        assert all_orders["items"] == {"done": orders, "failed": 0, "skipped": 0}
+        report = api(client, lab, "GET", f"/api/v1/jobs/{forced.json['id']}/file", who="admin")
+        lines = report.data.decode("utf-8-sig").splitlines()
+        assert lines[0] == "document,status,file,error,job" and len(lines) == orders + 2
+        assert all(",done," in line for line in lines[1:-1])
+
+    def test_an_empty_scope_ends_done_with_zero_items(self, lab, client, stub_worker):
+        answer = api(
+            client,
+            lab,
+            "POST",
+            "/api/v1/jobs",
+            who="admin",
+            json={
+                "kind": "regenerate",
+                "params": {"kind": "work_order", "scope": {"changed_since": "2999-01-01"}},
+            },
+        )
+        assert answer.status_code == 202 and answer.json["progress"]["total"] == 0
+        stub_worker()
+        done = api(client, lab, "GET", f"/api/v1/jobs/{answer.json['id']}", who="admin").json
+        assert done["status"] == "done" and done["items"] == {"done": 0, "failed": 0, "skipped": 0}
+
+
+class TestBulk:
+    def test_a_bulk_update_reports_each_protocol_and_a_rerun_skips_what_is_so(
+        self, lab, client, stub_worker
+    ):
+        body = {
+            "kind": "bulk_protocol_update",
+            "params": {
+                "protocol_ids": [1, 2, 3, 999],
+                "set": {"status": "processing", "assigned_to": "Dra. Ríos"},
+            },
+        }
+        assert api(client, lab, "POST", "/api/v1/jobs", json=body).status_code == 403  # staff
+        first = api(client, lab, "POST", "/api/v1/jobs", who="admin", json=body)
+        assert first.status_code == 202
+        stub_worker()
+        done = api(client, lab, "GET", f"/api/v1/jobs/{first.json['id']}", who="admin").json
+        assert done["status"] == "done" and done["items"] == {"done": 3, "failed": 1, "skipped": 0}
+        with lab.app_context():
+            rows = db.session.execute(
+                sa.select(Protocol.status, Protocol.assigned_to).where(Protocol.id.in_([1, 2, 3]))
+            ).all()
+            assert set(rows) == {("processing", "Dra. Ríos")}
+            from webapp.models import AuditEntry
+
+            audit = db.session.scalars(sa.select(AuditEntry)).all()
+            assert [(a.action, a.user.email) for a in audit] == [
+                ("start.bulk_protocol_update", "admin@example.com")
+            ]
+        again = api(client, lab, "POST", "/api/v1/jobs", who="admin", json=body)
+        stub_worker()
+        rerun = api(client, lab, "GET", f"/api/v1/jobs/{again.json['id']}", who="admin").json
+        assert rerun["items"] == {"done": 0, "failed": 1, "skipped": 3}
+        empty = api(
+            client,
+            lab,
+            "POST",
+            "/api/v1/jobs",
+            who="admin",
+            json={"kind": "bulk_protocol_update", "params": {"protocol_ids": [1], "set": {}}},
+        )
+        assert empty.status_code == 422 and "set" in empty.json["error"]["fields"]
+
+    def test_bulk_mail_goes_once_per_protocol_and_template(self, lab, client, stub_worker):
+        body = {
+            "kind": "bulk_mail",
+            "params": {"protocol_ids": [1, 2], "template": "sample_received"},
+        }
+        first = api(client, lab, "POST", "/api/v1/jobs", who="admin", json=body)
+        stub_worker()
+        second = api(
+            client,
+            lab,
+            "POST",
+            "/api/v1/jobs",
+            who="admin",
+            json={
+                "kind": "bulk_mail",
+                "params": {"protocol_ids": [2, 3, 1], "template": "sample_received"},
+            },
+        )
+        stub_worker()
+        a = api(client, lab, "GET", f"/api/v1/jobs/{first.json['id']}", who="admin").json
+        b = api(client, lab, "GET", f"/api/v1/jobs/{second.json['id']}", who="admin").json
+        assert a["items"] == {"done": 2, "failed": 0, "skipped": 0}
+        assert b["items"] == {"done": 1, "failed": 0, "skipped": 2}
+        with lab.app_context():
+            keys = db.session.scalars(
+                sa.select(OutboxItem.key).where(OutboxItem.key.like("bulk_mail:%"))
+            ).all()
+            assert sorted(keys) == [f"bulk_mail:sample_received:{i}" for i in (1, 2, 3)]
+            eml = list(Path(lab.config["OUTBOX_DIR"]).glob("bulk-*.eml"))
+            assert len(eml) == 3
+        bad = api(
+            client,
+            lab,
+            "POST",
+            "/api/v1/jobs",
+            who="admin",
+            json={"kind": "bulk_mail", "params": {"protocol_ids": [1], "template": "x"}},
+        )
+        assert bad.status_code == 422 and "template" in bad.json["error"]["fields"]
+
+
+class TestReviewedEdges:
+    def test_line_breaks_in_one_line_fields_and_giant_ids_are_4xx_not_5xx(self, lab, client):
+        client.post("/login", data={"email": "staff@example.com", "password": "pw-staff"})
+        sent = client.post(
+            "/lab/reception/samples",
+            data={
+                "veterinarian_id": "1",
+                "animal_id": "Pipo\r\nBcc: x@example.com",
+                "species": "Felino",
+                "analysis_type": "cytology",
+            },
+        )
+        assert sent.status_code == 303 and 'id="err-animal_id"' in client.get(
+            "/lab/reception"
+        ).get_data(as_text=True)
+        big = "9" * 25
+        assert client.get(f"/lab/work-orders/new?veterinarian_id={big}").status_code == 200
+        assert (
+            client.post(
+                "/lab/work-orders", data={"veterinarian_id": "1", "protocol_id": [big, "9" * 5000]}
+            ).status_code
+            == 303
+        )
+        assert (
+            client.post(
+                "/lab/reception/samples",
+                data={
+                    "veterinarian_id": "9" * 5000,
+                    "animal_id": "a",
+                    "species": "b",
+                    "analysis_type": "cytology",
+                },
+            ).status_code
+            == 303
+        )
+        for method, path, body in (
+            ("POST", "/api/v1/work-orders", {"veterinarian_id": 1, "protocol_ids": [10**20]}),
+            ("PATCH", "/api/v1/work-orders/1", {"protocol_ids": [10**20]}),
+        ):
+            answer = api(client, lab, method, path, json=body)
+            assert answer.status_code == 422, (path, answer.status_code)
+
+    def test_an_edit_supersedes_the_older_generation_and_a_failed_one_is_not_redone_on_each_view(
+        self, lab, client, stub_worker
+    ):
+        first = api(client, lab, "GET", "/api/v1/work-orders/1/pdf")  # none yet: one is started
+        assert first.status_code == 202
+        edit = api(client, lab, "PATCH", "/api/v1/work-orders/1", json={"notes": "Otra nota"})
+        with lab.app_context():
+            old = db.session.get(Job, first.json["id"])
+            assert old.status == "cancelled"  # one generation at a time
+            with write_txn() as session:  # its generation fails for good
+                from webapp.jobs import transitions
+                from webapp.messages import Msg
+
+                transitions.fail(
+                    session, edit.json["job"]["id"], None, Msg("work_order_gone", {"id": 1})
+                )
+        failed = api(client, lab, "GET", "/api/v1/work-orders/1/pdf")
+        assert failed.status_code == 409 and failed.json["error"]["job"]["status"] == "failed"
+        again = api(client, lab, "GET", "/api/v1/work-orders/1/pdf")
+        assert again.status_code == 409
+        with lab.app_context():
+            assert (
+                db.session.scalar(sa.select(sa.func.count(Job.id)).where(Job.kind == "work_order"))
+                == 2
+            )
+
+    def test_a_replaced_pdf_is_unpinned_and_the_current_one_kept(self, lab, client, stub_worker):
+        api(client, lab, "GET", "/api/v1/work-orders/1/pdf")
+        stub_worker()
+        with lab.app_context():
+            first = db.session.get(WorkOrder, 1).pdf_artifact_id
+        api(client, lab, "PATCH", "/api/v1/work-orders/1", json={"notes": "cambio"})
+        stub_worker()
+        with lab.app_context():
+            second = db.session.get(WorkOrder, 1).pdf_artifact_id
+            assert second != first
+            assert (
+                db.session.get(Artifact, second).pinned
+                and not db.session.get(Artifact, first).pinned
+            )

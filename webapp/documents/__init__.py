@@ -27,10 +27,14 @@ _loaded = False
 
 
 def _builtin() -> list[DocumentKind]:
+    from webapp.documents.bulk import BulkMail, BulkProtocolUpdate
+    from webapp.documents.lab_exports import ProtocolsCsv, ProtocolsXlsx, ReportsCsv
     from webapp.documents.potting_lot_exports import PottingLotsCsv, PottingLotsXlsx
     from webapp.documents.potting_lots import PottingLotLabels
     from webapp.documents.reception_labels import ReceptionLabelKind, ReceptionLabelsDay
+    from webapp.documents.regenerate import Regenerate
     from webapp.documents.reports import ReportFinal
+    from webapp.documents.stats import StatsDaily, StatsWeekly
     from webapp.documents.work_orders import WorkOrderKind
 
     return [
@@ -41,6 +45,14 @@ def _builtin() -> list[DocumentKind]:
         ReceptionLabelsDay(),
         ReportFinal(),
         WorkOrderKind(),
+        ProtocolsCsv(),
+        ProtocolsXlsx(),
+        ReportsCsv(),
+        Regenerate(),
+        BulkProtocolUpdate(),
+        BulkMail(),
+        StatsDaily(),
+        StatsWeekly(),
     ]
 
 

@@ -10,6 +10,7 @@ data version into the job's input hash, so identical requests share one job and 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
@@ -47,7 +48,13 @@ class RenderContext(Protocol):
     and temp paths with the kind's suffix, removed when the attempt ends."""
 
     def progress(
-        self, done: int, step: str | None = None, *, force: bool = False, **params: Any
+        self,
+        done: int,
+        step: str | None = None,
+        *,
+        force: bool = False,
+        items: dict[str, int] | None = None,
+        **params: Any,
     ) -> None: ...
 
     def temp_path(self) -> Path: ...
@@ -155,6 +162,9 @@ class DocumentKind(ABC):
     #: Where the finished job's page links back to (an endpoint), and what the link says.
     back_endpoint: ClassVar[str | None] = None
     back_label: ClassVar[str] = ""
+    #: A bulk job over many documents (regeneration): `children` names them, each becomes a job
+    #: of its own in the bulk queue, and `merge` (with no parts) writes the bulk job's report.
+    fans_out: ClassVar[bool] = False
 
     def parse(self, raw: Any) -> BaseModel:
         """Validate raw parameters; `InvalidParams` names each bad field."""
@@ -184,6 +194,15 @@ class DocumentKind(ABC):
     @abstractmethod
     def render(self, job: Job, ctx: RenderContext, out: Path, part: Part | None) -> None:
         """Write the document (or one part of it) to `out`, reporting progress through `ctx`."""
+
+    def children(self, job: Job) -> Iterable[tuple[str, dict[str, Any]]]:
+        """A bulk kind's documents: (kind, params) of each, made as jobs of their own."""
+        return ()
+
+    def documents(self, session: Session, scope: Any) -> list[dict[str, Any]] | None:
+        """The params of this kind's documents in `scope` ("all", "stale", or a datetime:
+        changed since), for a regeneration; None: this kind is not regenerated."""
+        return None
 
     def on_transition(
         self, session: Session, name: str, job_id: str, old: str | None, new: str

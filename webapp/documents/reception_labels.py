@@ -20,9 +20,9 @@ from webapp.documents.potting_lots import MAX_ID
 from webapp.errors import InvalidParams, PermanentError
 from webapp.extensions import db
 from webapp.lab.labels import ReceptionLabel, public_url, qr_fits, write_labels
-from webapp.lab.records import file_safe, finished_job, pin
+from webapp.lab.records import file_safe, finished_job, pin, unpin
 from webapp.messages import N_
-from webapp.models import AnalysisType, Job, JobStatus, Protocol, User
+from webapp.models import AnalysisType, Artifact, Job, JobStatus, Protocol, User
 
 LAB_ROLES = frozenset({"staff", "admin", "system"})
 
@@ -101,6 +101,18 @@ class ReceptionLabelKind(DocumentKind):
         write_labels([label], out, created=created)
         ctx.progress(1, "writing_file", force=True)
 
+    def documents(self, session: Session, scope: Any) -> list[dict[str, Any]] | None:
+        """Received protocols: all, those whose label is missing or older than the protocol
+        ("stale"), or those changed since a moment."""
+        query = sa.select(Protocol.id).where(Protocol.number.is_not(None))
+        if scope == "stale":
+            query = query.outerjoin(Artifact, Artifact.id == Protocol.label_artifact_id).where(
+                sa.or_(Artifact.id.is_(None), Artifact.created_at < Protocol.updated_at)
+            )
+        elif isinstance(scope, dt.datetime):
+            query = query.where(Protocol.updated_at >= scope)
+        return [{"protocol_id": i} for i in session.scalars(query.order_by(Protocol.id))]
+
     def on_transition(
         self, session: Session, name: str, job_id: str, old: str | None, new: str
     ) -> None:
@@ -108,12 +120,17 @@ class ReceptionLabelKind(DocumentKind):
         if new != JobStatus.DONE:
             return
         job = finished_job(session, job_id)
+        replaced = session.scalar(
+            sa.select(Protocol.label_artifact_id).where(Protocol.id == job.params["protocol_id"])
+        )
         session.execute(
             sa.update(Protocol)
             .where(Protocol.id == job.params["protocol_id"])
             .values(label_artifact_id=job.artifact_id, updated_at=Protocol.updated_at)
         )
         pin(session, job.artifact_id)
+        if replaced != job.artifact_id:
+            unpin(session, replaced)
 
 
 class DayParams(BaseModel):

@@ -5,6 +5,7 @@ edit of one version share one generation — the unique index, not a cache key w
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from webapp.documents.potting_lots import MAX_ID
 from webapp.errors import InvalidParams, PermanentError
 from webapp.extensions import db
 from webapp.lab import pdfs
-from webapp.lab.records import finished_job, local_date, pin
+from webapp.lab.records import finished_job, local_date, pin, unpin
 from webapp.messages import N_
 from webapp.models import Job, JobStatus, User, WorkOrder
 
@@ -96,6 +97,18 @@ class WorkOrderKind(DocumentKind):
             pages = pdfs.render_work_order(work_order_data(order), out)
         ctx.progress(min(pages, job.progress_total), "writing_file", force=True)
 
+    def documents(self, session: Session, scope: Any) -> list[dict[str, Any]] | None:
+        """Work orders: all, those whose stored PDF is older than their version ("stale"), or
+        those changed since a moment."""
+        query = sa.select(WorkOrder.id)
+        if scope == "stale":
+            query = query.where(
+                sa.or_(WorkOrder.pdf_version.is_(None), WorkOrder.pdf_version < WorkOrder.version)
+            )
+        elif isinstance(scope, datetime):
+            query = query.where(WorkOrder.updated_at >= scope)
+        return [{"work_order_id": i} for i in session.scalars(query.order_by(WorkOrder.id))]
+
     def on_transition(
         self, session: Session, name: str, job_id: str, old: str | None, new: str
     ) -> None:
@@ -104,7 +117,10 @@ class WorkOrderKind(DocumentKind):
             return
         job = finished_job(session, job_id)
         version = job.summary.get("version", 0)
-        session.execute(
+        replaced = session.scalar(
+            sa.select(WorkOrder.pdf_artifact_id).where(WorkOrder.id == job.params["work_order_id"])
+        )
+        took = session.execute(
             sa.update(WorkOrder)
             .where(
                 WorkOrder.id == job.params["work_order_id"],
@@ -115,5 +131,9 @@ class WorkOrderKind(DocumentKind):
                 pdf_version=version,
                 updated_at=WorkOrder.updated_at,
             )
-        )
-        pin(session, job.artifact_id)
+            .returning(WorkOrder.id)
+        ).first()
+        if took:
+            pin(session, job.artifact_id)
+            if replaced != job.artifact_id:
+                unpin(session, replaced)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -120,3 +121,135 @@ def merge(kind: DocumentKind, lease: Lease) -> None:
     with write_txn() as session:
         session.execute(sa.delete(Job).where(Job.parent_id == parent.id))
     shutil.rmtree(part_dir(parent.id), ignore_errors=True)
+
+
+# -- bulk work over many documents (a regeneration) ----------------------------------------------
+
+FAN_OUT_BATCH = 200  # documents queued per write transaction: staff submits never wait long
+
+
+def child_counts(session: Any, batch_id: str) -> dict[str, int]:
+    return dict(
+        session.execute(
+            sa.select(Job.status, sa.func.count(Job.id))
+            .where(Job.batch_id == batch_id)
+            .group_by(Job.status)
+        ).all()
+    )
+
+
+def items_of(session: Any, job: Job) -> dict[str, int]:
+    """{done, failed, skipped} of a bulk job, counted from its documents as they are now."""
+    counts = child_counts(session, job.id)
+    skipped = (job.items or {}).get("skipped", 0)
+    failed = sum(
+        counts.get(s, 0) for s in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
+    )
+    return {"done": counts.get(JobStatus.DONE, 0), "failed": failed, "skipped": skipped}
+
+
+def run_bulk(kind: DocumentKind, lease: Lease, job: Job) -> None:
+    """First run: queue the documents. Later (resumed when the last one ended, or re-queued by
+    the reaper): write the report once none is live any more."""
+    counts = child_counts(db.session, job.id)
+    db.session.commit()
+    if not job.chunks_total:
+        _fan_out(kind, lease, job)
+        return
+    if any(counts.get(s, 0) for s in (JobStatus.QUEUED, JobStatus.RUNNING)):
+        return  # the last live document resumes it
+    _report(kind, lease, job)
+
+
+def _fan_out(kind: DocumentKind, lease: Lease, job: Job) -> None:
+    from webapp.errors import JobError
+    from webapp.jobs.submit import enqueue, input_hash, kind_of, live_twin, reusable_artifact
+    from webapp.models import Origin
+
+    force = bool(job.params.get("force"))
+    wanted = list(kind.children(job))
+    # A fan-out that died half way goes on where it stopped.
+    queued = set(db.session.scalars(sa.select(Job.input_hash).where(Job.batch_id == job.id)))
+    db.session.commit()
+    children, skipped = len(queued), 0
+    for start in range(0, len(wanted), FAN_OUT_BATCH):
+        with write_txn() as session:
+            for name, params in wanted[start : start + FAN_OUT_BATCH]:
+                target = kind_of(name)
+                try:
+                    prepared = target.prepare(target.parse(params), None)
+                except JobError:
+                    skipped += 1  # no longer a document (e.g. the record changed): nothing to make
+                    continue
+                digest = input_hash(target.name, prepared)
+                if digest in queued:
+                    continue
+                subject = target.subject(prepared.params)
+                if (not force and reusable_artifact(session, digest)) or live_twin(
+                    session, target.name, None, subject, digest
+                ):
+                    skipped += 1  # unchanged (same input, file present), or being made now
+                    continue
+                enqueue(
+                    session,
+                    target,
+                    params,
+                    origin=Origin.REGENERATION,
+                    prepared=prepared,
+                    batch_id=job.id,
+                    reuse=not force,
+                )
+                queued.add(digest)
+                children += 1
+        done = min(start + FAN_OUT_BATCH, len(wanted))
+        lease.progress(0, "queuing_documents", force=True, count=done, total=len(wanted))
+    with write_txn() as session:
+        if not transitions.fan_out(session, job.id, lease.claims, children, skipped):
+            raise LeaseLost(job.id)
+        ended = session.scalar(sa.select(Job.chunks_done).where(Job.id == job.id)) or 0
+    log.info("bulk job %s: %d documents queued, %d skipped", job.id, children, skipped)
+    if ended >= children:  # nothing to wait for (or every document ended while queuing)
+        db.session.expire_all()
+        _report(kind, lease, db.session.get(Job, job.id) or job)
+
+
+def _report(kind: DocumentKind, lease: Lease, job: Job) -> None:
+    out = lease.temp_path()
+    lease.progress(job.progress_total, "writing_file", force=True)
+    kind.merge(job, lease, [], out)
+    lease.finish(out, kind.media_type)
+
+
+def _document_ended(
+    name: str, *, session: Any, job_id: str, old: str | None, new: str, **_: Any
+) -> None:
+    """A bulk job's document ended (done, failed, cancelled): count it; the last one resumes
+    the bulk job so a worker writes its report."""
+    if old not in (JobStatus.QUEUED, JobStatus.RUNNING) or new not in (
+        JobStatus.DONE,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+    ):
+        return
+    batch_id = session.scalar(sa.select(Job.batch_id).where(Job.id == job_id))
+    if batch_id is None:
+        return
+    counted = transitions.item_ended(session, batch_id)
+    if counted is None:
+        return
+    ended, total = counted
+    if total and ended >= total:
+        from webapp.db import after_commit
+        from webapp.jobs.submit import send
+
+        def resume() -> None:
+            with write_txn() as own:
+                resumed = transitions.resume(own, batch_id)
+            if resumed:
+                send(batch_id)
+
+        after_commit(session, resume)
+
+
+def init_app() -> None:
+    transitions.job_changed.connect(_document_ended, weak=False)

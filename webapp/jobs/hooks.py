@@ -83,3 +83,6 @@ def init_app(app: Flask) -> None:
     # blinker keeps one receiver per function: connecting again (one app per test) is a no-op.
     job_changed.connect(_to_kind, weak=False)
     job_changed.connect(_ready_mail, weak=False)
+    from webapp.jobs import batches
+
+    batches.init_app()

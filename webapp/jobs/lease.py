@@ -24,7 +24,7 @@ from webapp.errors import LeaseLost, PermanentError
 from webapp.jobs import artifacts, transitions
 from webapp.jobs.submit import keep_artifact, kind_of, send
 from webapp.messages import Msg
-from webapp.models import Artifact, Job, JobStatus
+from webapp.models import Artifact, Job, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class Lease:
     reported: int = 0
     last_write: float = field(default_factory=time.monotonic)
     temp_files: list[Path] = field(default_factory=list)
+    bulk: bool = False  # a chunk or a bulk job's document: sent again to the bulk queue
 
     @classmethod
     def start(
@@ -83,9 +84,16 @@ class Lease:
         return path
 
     def progress(
-        self, done: int, step: str | None = None, *, force: bool = False, **params: Any
+        self,
+        done: int,
+        step: str | None = None,
+        *,
+        force: bool = False,
+        items: dict[str, int] | None = None,
+        **params: Any,
     ) -> None:
-        """Report progress (throttled); also the heartbeat, the cancel check and the deadline."""
+        """Report progress (throttled); also the heartbeat, the cancel check and the deadline.
+        `items` {done, failed, skipped}: a job over many records says how each went."""
         now = time.monotonic()
         if now > self.deadline:
             raise PermanentError("time_limit", minutes=current_app.config["JOB_TIME_LIMIT_S"] // 60)
@@ -101,6 +109,7 @@ class Lease:
                 Msg(step, params) if step else None,
                 parent_id=self.parent_id,
                 delta=done - self.reported,
+                items=items,
             )
         if not alive:
             raise LeaseLost(self.job_id)
@@ -129,9 +138,12 @@ class Lease:
                     media_type=media_type,
                 )
                 session.add(artifact)
-            if artifact.sha256 == sha or not (artifacts.root() / artifact.path).exists():
+            # Different bytes for the same input: a regeneration after a template change (the
+            # input is the data, not the code). The newest rendering is the document from now.
+            if artifact.sha256 != sha or not (artifacts.root() / artifact.path).exists():
                 artifacts.publish(tmp, relative)
                 artifact.sha256, artifact.path, artifact.size = sha, relative, size
+                artifact.created_at = utcnow()
             keep_artifact(artifact)
             session.flush()
             if not transitions.finish(session, self.job_id, self.claims, artifact.id):
@@ -171,7 +183,7 @@ class Lease:
                 error.english(),
                 delay,
             )
-            send(self.job_id, delay_s=delay, chunk=self.parent_id is not None)
+            send(self.job_id, delay_s=delay, chunk=self.bulk or self.parent_id is not None)
 
     def abandon(self) -> None:
         """The lease is lost: delete temp files; a chunk whose batch ended is cancelled too."""
@@ -200,6 +212,8 @@ def claim(job_id: str) -> Lease | None:
         row = transitions.claim(session, job_id, worker)
     if row is None:
         return None
-    return Lease.start(
+    lease = Lease.start(
         job_id, row.claims, row.attempts, row.max_attempts, row.parent_id, kind_of(row.kind).suffix
     )
+    lease.bulk = row.batch_id is not None
+    return lease

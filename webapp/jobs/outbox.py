@@ -80,11 +80,18 @@ def dispatch(item_id: int) -> str | None:
     if claimed is None:
         return None
     action, payload, attempts = claimed
+    from webapp import metrics
+
     try:
         fn = _HANDLERS[action]
         fn(payload)
     except Exception as exc:
-        return _failed(item_id, attempts, exc)
+        status = _failed(item_id, attempts, exc)
+        if action == "mail":
+            metrics.mail_result("failed" if status == FAILED else "retried")
+        return status
+    if action == "mail":
+        metrics.mail_result("sent")
     with write_txn() as session:
         session.execute(
             sa.update(OutboxItem)

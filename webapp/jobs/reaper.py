@@ -41,11 +41,13 @@ def _local_worker_dead(worker: str | None) -> bool:
 
 
 def _has_live_chunks(parent_id: str) -> bool:
-    """False for a split job whose chunks are gone (it is re-queued and split again)."""
+    """False for a split job whose chunks are gone (it is re-queued and split again), or a
+    bulk job whose documents all ended (re-queued: its report is written)."""
     return bool(
         db.session.scalar(
             sa.select(sa.func.count(Job.id)).where(
-                Job.parent_id == parent_id, Job.status.in_(LIVE_STATUSES)
+                sa.or_(Job.parent_id == parent_id, Job.batch_id == parent_id),
+                Job.status.in_(LIVE_STATUSES),
             )
         )
     )
@@ -67,6 +69,7 @@ def reap() -> dict[str, int]:
             Job.attempts,
             Job.max_attempts,
             Job.parent_id,
+            Job.batch_id,
             Job.progress_done,
             Job.worker,
             Job.heartbeat_at,
@@ -78,7 +81,7 @@ def reap() -> dict[str, int]:
     requeued: list[tuple[str, bool]] = []
     failed = 0
     for job in running:
-        if job.chunks_total and job.chunks_done < job.chunks_total and _has_live_chunks(job.id):
+        if job.chunks_total and _has_live_chunks(job.id):
             continue  # its chunks carry the liveness; they are reaped one by one
         dead = _local_worker_dead(job.worker)
         if not dead and job.heartbeat_at and job.heartbeat_at >= stale_before:
@@ -93,7 +96,7 @@ def reap() -> dict[str, int]:
                         transitions.fail(session, job.parent_id, None, gave_up)
                 continue
             if transitions.reap(session, job, why):
-                requeued.append((job.id, job.parent_id is not None))
+                requeued.append((job.id, job.parent_id is not None or job.batch_id is not None))
     for job_id, chunk in requeued:
         send(job_id, chunk=chunk)
         log.warning("job %s re-queued by the reaper", job_id)
@@ -102,7 +105,9 @@ def reap() -> dict[str, int]:
     with write_txn() as session:
         unsent = transitions.unsent(session, resend_before)
         transitions.mark_sent(session, [row.id for row in unsent], now)
-    resent = sum(send(row.id, chunk=row.parent_id is not None) for row in unsent)
+    resent = sum(
+        send(row.id, chunk=row.parent_id is not None or row.batch_id is not None) for row in unsent
+    )
     if unsent:
         log.info("reaper re-sent %d queued jobs (%d reached the broker)", len(unsent), resent)
     redriven = outbox.redrive()

@@ -74,6 +74,9 @@ def _run(lease: Lease) -> None:
     job = db.session.get(Job, lease.job_id)
     assert job is not None
     kind = kind_of(job.kind)
+    if kind.fans_out:
+        batches.run_bulk(kind, lease, job)
+        return
     if job.parent_id:
         parent = db.session.get(Job, job.parent_id)
         assert parent is not None

@@ -25,6 +25,22 @@ def eta_seconds(job: Job, now: datetime | None = None) -> int | None:
     return int(round(left * elapsed / job.progress_done))
 
 
+def items(job: Job) -> dict[str, int] | None:
+    """{done, failed, skipped} of a job over many documents (a bulk job's documents, counted
+    as they are now; a bulk update's rows as it reported them); None for the others."""
+    from webapp import documents
+
+    kind = documents.get(job.kind)
+    if kind is not None and kind.fans_out:
+        from webapp.extensions import db
+        from webapp.jobs.batches import items_of
+
+        return items_of(db.session, job)
+    if job.items is None:
+        return None
+    return {key: int(job.items.get(key, 0)) for key in ("done", "failed", "skipped")}
+
+
 def file_json(job: Job) -> dict[str, Any] | None:
     if job.status != JobStatus.DONE or job.artifact is None:
         return None
@@ -51,7 +67,7 @@ def job_json(job: Job) -> dict[str, Any]:
             "unit": job.unit,
             "step": step.code if step else None,
         },
-        "items": None,
+        "items": items(job),
         "eta_seconds": eta_seconds(job),
         "attempts": job.attempts,
         "error": {"code": error.code, "message": error.english()} if error else None,

@@ -127,10 +127,14 @@ def enqueue(
     owner: User | None = None,
     origin: Origin = Origin.USER,
     prepared: Prepared | None = None,
+    batch_id: str | None = None,
+    reuse: bool = True,
 ) -> tuple[Job, bool]:
     """Create the job inside the caller's transaction (or return its live twin). → (job, created)
 
-    Validation reads in the same transaction. The message is sent after the commit."""
+    Validation reads in the same transaction. The message is sent after the commit. A bulk
+    job's document (`batch_id`) waits in the bulk queue; `reuse=False` renders it again even
+    when an identical file exists (a regeneration after a template fix)."""
     kind = kind_of(kind_name)
     prepared = prepared or prepare(kind, params, owner)
     digest = input_hash(kind.name, prepared)
@@ -155,9 +159,10 @@ def enqueue(
         max_attempts=current_app.config["JOB_MAX_ATTEMPTS"],
         created_at=now,
         sent_at=now,
+        batch_id=batch_id,
     )
     job.file_name = kind.file_name(job)
-    artifact = reusable_artifact(session, digest)
+    artifact = reusable_artifact(session, digest) if reuse else None
     if artifact is not None:
         keep_artifact(artifact)
         job.status, job.artifact_id, job.finished_at = JobStatus.DONE.value, artifact.id, now
@@ -165,7 +170,10 @@ def enqueue(
     transitions.insert(session, job)
     load_after_commit(session, job)
     if job.status == JobStatus.QUEUED:
-        send_after_commit(session, job.id)
+        send_after_commit(session, job.id, chunk=batch_id is not None)
+        if owner is not None:  # its page opens next (or a script polls): watched from the start
+            job_id = job.id
+            after_commit(session, lambda: watch.seen(job_id))
     return job, True
 
 
@@ -180,6 +188,12 @@ def submit(
             job, created = enqueue(
                 session, kind, params, owner=owner, origin=origin, prepared=prepared
             )
+            if created and owner is not None and "staff" not in kind.roles:
+                from webapp import audit  # an admin's own kind of work: in the audit log
+
+                audit.record(
+                    session, owner, f"start.{kind.name}", prepared.summary, {"job": job.id}
+                )
     except IntegrityError:
         # A concurrent identical submit won the unique index (PostgreSQL path): return its job.
         digest = input_hash(kind.name, prepared)
@@ -194,8 +208,6 @@ def submit(
             raise
         return twin, False
     if created:
-        if owner is not None:
-            watch.seen(job.id)  # its page opens next (or a script polls): watched from the start
         log.info(
             "job %s submitted: kind=%s total=%d status=%s",
             job.id,
@@ -293,7 +305,7 @@ def _retry(job: Job, prepared: Prepared, digest: str) -> Job:
             raise Conflict("not_retryable")
         load_after_commit(session, job)
         if artifact is None:
-            send_after_commit(session, job.id)
+            send_after_commit(session, job.id, chunk=job.batch_id is not None)
     watch.seen(job.id)
     log.info("job %s retried", job.id)
     return job

@@ -39,6 +39,7 @@ TABLE: dict[str, tuple[tuple[str | None, ...], str]] = {
     "retry": ((F, C, E), Q),  # run again by a person
     "retry_reuse": ((F, C, E), D),  # run again, and an identical file exists
     "expire": ((D,), E),  # retention removed its file
+    "resume": ((R,), Q),  # a bulk job whose documents all ended: a worker writes its report
 }
 
 signals = Namespace()
@@ -120,10 +121,11 @@ def mark_sent(session: Session, job_ids: Sequence[str], at: datetime | None) -> 
 
 
 def unsent(session: Session, before: datetime) -> list[Any]:
-    """Queued jobs whose last send is older than `before` (or failed): (id, parent_id)."""
+    """Queued jobs whose last send is older than `before` (or failed): (id, parent_id,
+    batch_id)."""
     return list(
         session.execute(
-            sa.select(Job.id, Job.parent_id).where(
+            sa.select(Job.id, Job.parent_id, Job.batch_id).where(
                 Job.status == Q, sa.or_(Job.sent_at.is_(None), Job.sent_at < before)
             )
         ).all()
@@ -134,7 +136,8 @@ def unsent(session: Session, before: datetime) -> list[Any]:
 
 
 def claim(session: Session, job_id: str, worker: str) -> Any | None:
-    """queued → running, attempts + 1. → (claims, attempts, max_attempts, parent_id) or None."""
+    """queued → running, attempts + 1. → (claims, attempts, max_attempts, parent_id, batch_id)
+    or None."""
     now = utcnow()
     rows = apply(
         session,
@@ -148,7 +151,7 @@ def claim(session: Session, job_id: str, worker: str) -> Any | None:
             "started_at": sa.func.coalesce(Job.started_at, now),
             **_step(Msg("starting")),
         },
-        returning=(Job.claims, Job.attempts, Job.max_attempts, Job.parent_id),
+        returning=(Job.claims, Job.attempts, Job.max_attempts, Job.parent_id, Job.batch_id),
     )
     if not rows:
         return None
@@ -172,15 +175,15 @@ def progress(
     *,
     parent_id: str | None = None,
     delta: int = 0,
+    items: dict[str, int] | None = None,
 ) -> bool:
-    """Progress and heartbeat under the lease; a chunk also moves its parent by `delta`."""
+    """Progress and heartbeat under the lease; a chunk also moves its parent by `delta`; a
+    job over many records reports its `items` {done, failed, skipped}."""
     now = utcnow()
-    if not apply(
-        session,
-        "progress",
-        _lease(job_id, claims),
-        {"heartbeat_at": now, "progress_done": done, **_step(step)},
-    ):
+    values: dict[str, Any] = {"heartbeat_at": now, "progress_done": done, **_step(step)}
+    if items is not None:
+        values["items"] = items
+    if not apply(session, "progress", _lease(job_id, claims), values):
         return False
     if parent_id is None:
         return True
@@ -334,6 +337,55 @@ def chunk_done(
     return (rows[0].chunks_done, rows[0].chunks_total, rows[0].claims) if rows else None
 
 
+def fan_out(session: Session, job_id: str, claims: int, children: int, skipped: int) -> bool:
+    """A bulk job has queued its `children` documents (jobs of their own, `batch_id` = it) and
+    skipped `skipped` unchanged ones: it waits, running, until the last document ends. Counts
+    made by documents that ended while it was still queuing them are kept."""
+    return bool(
+        apply(
+            session,
+            "progress",
+            _lease(job_id, claims),
+            {
+                "chunks_total": children,
+                "progress_done": Job.chunks_done + skipped,
+                "items": {"skipped": skipped},
+                "heartbeat_at": utcnow(),
+                **_step(Msg("waiting_documents", {"count": children})),
+            },
+        )
+    )
+
+
+def item_ended(session: Session, batch_id: str) -> tuple[int, int] | None:
+    """One document of a running bulk job ended: counted. → (ended, total) or None."""
+    rows = apply(
+        session,
+        "progress",
+        [Job.id == batch_id],
+        {
+            "chunks_done": Job.chunks_done + 1,
+            "progress_done": Job.progress_done + 1,
+            "heartbeat_at": utcnow(),
+        },
+        returning=(Job.chunks_done, Job.chunks_total),
+    )
+    return (rows[0].chunks_done, rows[0].chunks_total) if rows else None
+
+
+def resume(session: Session, job_id: str) -> bool:
+    """running → queued so a worker writes the bulk job's report (its claim adds an attempt,
+    taken back here: finishing is not a retry)."""
+    return bool(
+        apply(
+            session,
+            "resume",
+            [Job.id == job_id],
+            {"attempts": Job.attempts - 1, "sent_at": utcnow(), **_step(Msg("writing_file"))},
+        )
+    )
+
+
 # -- a person's actions -------------------------------------------------------------------------
 
 
@@ -342,7 +394,7 @@ def cancel(session: Session, job_id: str) -> bool:
     changed = apply(
         session,
         "cancel",
-        [sa.or_(Job.id == job_id, Job.parent_id == job_id)],
+        [sa.or_(Job.id == job_id, Job.parent_id == job_id, Job.batch_id == job_id)],
         {"finished_at": utcnow(), **_step(Msg("cancelled"))},
     )
     return any(row.id == job_id for row in changed)

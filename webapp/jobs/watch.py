@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from dramatiq.brokers.stub import StubBroker
 from flask import current_app
@@ -16,6 +17,20 @@ from flask import current_app
 log = logging.getLogger(__name__)
 
 _local: dict[str, float] = {}  # stub broker: job id → when the mark expires (monotonic)
+
+
+def _client() -> Any:
+    """Redis with a short timeout: `watched` runs inside a finishing job's write transaction,
+    which must never wait seconds for a Redis that is down."""
+    client = current_app.extensions.get("pressroom.watch")
+    if client is None:
+        import redis
+
+        client = redis.Redis.from_url(
+            current_app.config["REDIS_URL"], socket_timeout=0.25, socket_connect_timeout=0.25
+        )
+        current_app.extensions["pressroom.watch"] = client
+    return client
 
 
 def _key(job_id: str) -> str:
@@ -30,7 +45,7 @@ def seen(job_id: str) -> None:
         _local[job_id] = time.monotonic() + ttl
         return
     try:
-        broker.client.set(_key(job_id), 1, px=max(1, int(ttl * 1000)))
+        _client().set(_key(job_id), 1, px=max(1, int(ttl * 1000)))
     except Exception as exc:  # a status read never fails for this
         log.debug("seen(%s) not recorded: %s", job_id, exc)
 
@@ -41,7 +56,7 @@ def watched(job_id: str) -> bool:
     if isinstance(broker, StubBroker):
         return _local.get(job_id, 0.0) > time.monotonic()
     try:
-        return bool(broker.client.exists(_key(job_id)))
+        return bool(_client().exists(_key(job_id)))
     except Exception as exc:
         log.warning("watched(%s) unknown (%s): no ready mail", job_id, exc)
         return True

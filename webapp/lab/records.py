@@ -44,6 +44,23 @@ def pin(session: Session, artifact_id: int | None) -> None:
         session.execute(sa.update(Artifact).where(Artifact.id == artifact_id).values(pinned=True))
 
 
+def unpin(session: Session, artifact_id: int | None) -> None:
+    """A record's previous document, replaced: retention may take it once no record names it."""
+    from webapp.models import Report, WorkOrder
+
+    if artifact_id is None:
+        return
+    named = (
+        session.scalar(sa.select(sa.func.count()).where(WorkOrder.pdf_artifact_id == artifact_id))
+        or session.scalar(
+            sa.select(sa.func.count()).where(Protocol.label_artifact_id == artifact_id)
+        )
+        or session.scalar(sa.select(sa.func.count()).where(Report.artifact_id == artifact_id))
+    )
+    if not named:
+        session.execute(sa.update(Artifact).where(Artifact.id == artifact_id).values(pinned=False))
+
+
 def finished_job(session: Session, job_id: str) -> Job:
     """The job as the transition just left it (an UPDATE the identity map has not seen)."""
     job = session.get(Job, job_id, populate_existing=True)
@@ -53,8 +70,12 @@ def finished_job(session: Session, job_id: str) -> Job:
 
 def next_number(session: Session, analysis: AnalysisType, year: int) -> str:
     """The next protocol number of this analysis and year: "HP 26/0042" (in the caller's write
-    transaction, so two receptions never draw the same one)."""
+    transaction, so two receptions never draw the same one: SQLite's write lock, or on
+    PostgreSQL a transaction lock per prefix; the unique number is the last word)."""
     prefix = f"{analysis.code} {year % 100:02d}/"
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(prefix.encode()[:8].ljust(8, b" "), "big") & 0x7FFFFFFFFFFFFFFF
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     numbers = session.scalars(
         sa.select(Protocol.number).where(Protocol.number.like(f"{prefix}%"))
     ).all()

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from webapp import jobs
 from webapp.db import write_txn
-from webapp.documents.base import validate
+from webapp.documents.base import FieldProblem, validate
 from webapp.documents.potting_lots import MAX_ID
 from webapp.errors import InvalidParams, NotFound
 from webapp.extensions import db
@@ -40,8 +40,12 @@ SERVICES = {
 }
 
 
-def get_protocol(protocol_id: Any) -> Protocol:
-    protocol = db.session.get(Protocol, protocol_id) if _is_id(protocol_id) else None
+def get_protocol(protocol_id: Any, *, lock: bool = False) -> Protocol:
+    protocol = (
+        db.session.get(Protocol, protocol_id, with_for_update=lock, populate_existing=lock)
+        if _is_id(protocol_id)
+        else None
+    )
     if protocol is None:
         raise NotFound("unknown_protocol", id=str(protocol_id)[:20])
     return protocol
@@ -100,20 +104,30 @@ def _is_id(value: Any) -> bool:
 # -- reception ------------------------------------------------------------------------------------
 
 
+def _one_line(value: str) -> str:
+    """A one-line text (it ends up in mail headers and on labels): no control characters."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise FieldProblem("field_one_line")
+    return value
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]
+
+
 class NewSample(BaseModel):
     """A sample that arrives without being announced: registered and received in one step."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     veterinarian_id: Id
-    animal_id: str = Field(min_length=1, max_length=80)
-    species: str = Field(min_length=1, max_length=80)
+    animal_id: OneLine = Field(min_length=1, max_length=80)
+    species: OneLine = Field(min_length=1, max_length=80)
     analysis_type: Literal["cytology", "histopathology"]
 
 
 def receive_protocol(protocol_id: Any, user: User | None, origin: Origin = Origin.USER) -> Job:
     """Number protocol `protocol_id` and queue its label (404 unknown, 409 received already)."""
     with write_txn() as session:
-        protocol = get_protocol(protocol_id)
+        protocol = get_protocol(protocol_id, lock=True)
         return receive(session, protocol, user, origin)
 
 
@@ -142,7 +156,7 @@ def register_and_receive(raw: dict[str, Any], user: User) -> tuple[Protocol, Job
 class NewWorkOrder(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     veterinarian_id: Id
-    protocol_ids: list[int] = Field(min_length=1, max_length=200)
+    protocol_ids: list[Id] = Field(min_length=1, max_length=200)
     notes: str = Field("", max_length=5000)
 
 
@@ -151,7 +165,7 @@ class WorkOrderChanges(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     notes: str | None = Field(None, max_length=5000)
-    protocol_ids: list[int] | None = Field(None, min_length=1, max_length=200)
+    protocol_ids: list[Id] | None = Field(None, min_length=1, max_length=200)
 
 
 def _check_protocols(vet_id: int, ids: list[int]) -> list[Protocol]:
@@ -205,8 +219,12 @@ def create_work_order(raw: Any, user: User, origin: Origin = Origin.USER) -> tup
     return order, job
 
 
-def get_work_order(order_id: Any) -> WorkOrder:
-    order = db.session.get(WorkOrder, order_id) if _is_id(order_id) else None
+def get_work_order(order_id: Any, *, lock: bool = False) -> WorkOrder:
+    order = (
+        db.session.get(WorkOrder, order_id, with_for_update=lock, populate_existing=lock)
+        if _is_id(order_id)
+        else None
+    )
     if order is None:
         raise NotFound("unknown_work_order", id=str(order_id)[:20])
     return order
@@ -218,7 +236,7 @@ def update_work_order(
     """Apply the changes; a real change bumps the version and queues its PDF, together."""
     changes = validate(WorkOrderChanges, raw, name="body")
     with write_txn() as session:
-        order = get_work_order(order_id)
+        order = get_work_order(order_id, lock=True)
         changed = False
         if changes.notes is not None and changes.notes != order.notes:
             order.notes, changed = changes.notes, True
@@ -229,8 +247,18 @@ def update_work_order(
                 changed = True
         if not changed:
             return order, None
-        order.version += 1
+        order.version = WorkOrder.version + 1  # in SQL, on the locked row
         session.flush()
+        session.refresh(order, ["version"])
+        # An older version's generation still queued or running is superseded: one at a time.
+        for older in session.scalars(
+            sa.select(Job.id).where(
+                Job.kind == "work_order",
+                Job.subject == f"work_order:{order.id}",
+                Job.status.in_(LIVE_STATUSES),
+            )
+        ).all():
+            jobs.transitions.cancel(session, older)
         job, _ = jobs.enqueue(
             session, "work_order", {"work_order_id": order.id}, owner=user, origin=origin
         )
@@ -239,7 +267,7 @@ def update_work_order(
 
 # -- a record's stored document -------------------------------------------------------------------
 
-DocStatus = Literal["current", "updating", "stale", "missing"]
+DocStatus = Literal["current", "updating", "stale", "missing", "failed"]
 
 
 @dataclass(frozen=True)
@@ -268,21 +296,31 @@ def last_job(kind: str, subject: str, *, live: bool = False) -> Job | None:
 
 
 def work_order_document(order: WorkOrder) -> StoredDocument:
-    live = live_job("work_order", f"work_order:{order.id}")
+    """current: the stored PDF shows this version; updating: a newer one is being made (the
+    stored one is served meanwhile); stale: the data moved on and nothing is being made;
+    missing: none stored yet, one being made; failed: none stored and its generation failed."""
+    subject = f"work_order:{order.id}"
+    live = live_job("work_order", subject)
     artifact = order.pdf_artifact
     if artifact is None:
+        if live is None:
+            last = last_job("work_order", subject)
+            if last is not None and last.status == "failed":
+                return StoredDocument(None, "failed", last)
         return StoredDocument(None, "missing", live)
-    if live is not None:
+    newer = live is not None and (live.summary or {}).get("version", 0) > (order.pdf_version or 0)
+    if newer:
         return StoredDocument(artifact, "updating", live)
-    return StoredDocument(
-        artifact, "current" if order.pdf_version == order.version else "stale", None
-    )
+    current = order.pdf_version == order.version
+    return StoredDocument(artifact, "current" if current else "stale", None)
 
 
 def ensure_work_order_pdf(order: WorkOrder, user: User, origin: Origin) -> StoredDocument:
     """The stored document; when there is none and nothing is making one, start it (a view of
     a work order whose generation failed or was never queued still ends with a file)."""
     document = work_order_document(order)
+    if document.status == "failed":
+        return document  # not again on every view: a person retries the failed job
     if document.artifact is None and document.live_job is None:
         job, _ = jobs.submit(user, "work_order", {"work_order_id": order.id}, origin=origin)
         return StoredDocument(None, "missing", job)

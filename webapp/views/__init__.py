@@ -7,10 +7,12 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from webapp.extensions import csrf
-    from webapp.views import admin, api, auth, errors, health, jobs, lab, nursery
+    from webapp.views import admin, api, auth, errors, health, jobs, lab, lab_tables, nursery  # noqa: F401  (lab_tables: routes on lab.bp)
 
     csrf.exempt(api.bp)  # Bearer tokens only: no cookies, so no CSRF
     for module in (auth, jobs, nursery, lab, admin, api, health):
         app.register_blueprint(module.bp)
     app.register_blueprint(lab.public)
+    app.register_blueprint(admin.probe)
+    csrf.exempt(admin.probe)
     errors.init_app(app)

@@ -14,6 +14,7 @@ from webapp.http import api_error
 from webapp.jobs import watch
 from webapp.lab import service
 from webapp.lab.labels import public_url
+from webapp.messages import Msg
 from webapp.models import Job, JobStatus, Origin, Protocol, WorkOrder
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -193,8 +194,18 @@ def work_order_pdf(order_id: int) -> ResponseReturnValue:
     there is none yet."""
     order = service.get_work_order(order_id)
     document = service.ensure_work_order_pdf(order, g.api_user, Origin.API)
+    if document.status == "failed" and document.live_job is not None:
+        failed = document.live_job
+        response = api_error(
+            409,
+            "conflict",
+            Msg("work_order_failed", {"id": order.id, "job": failed.id}),
+            job=jobs.job_json(failed),
+        )
+        return response
     if document.artifact is None:
         assert document.live_job is not None
+        watch.seen(document.live_job.id)  # a script is waiting for it
         response = jsonify(jobs.job_json(document.live_job))
         response.status_code = 202
         response.headers["Retry-After"] = "1"

@@ -28,6 +28,7 @@ from webapp.downloads import send_artifact
 from webapp.errors import Conflict
 from webapp.extensions import db
 from webapp.http import is_htmx, see_other
+from webapp.jobs import watch
 from webapp.lab import service
 from webapp.lab.records import local_today
 from webapp.models import (
@@ -59,6 +60,11 @@ def _form_back(key: str, fields: tuple[str, ...], exc: jobs.InvalidParams, to: s
     }
     flash(exc.msg.text() if not exc.fields else _("Check the marked fields."), "error")
     return see_other(to)
+
+
+def _digits(text: str) -> bool:
+    """A whole number a database integer holds (never a 5,000-digit one)."""
+    return text.isascii() and text.isdecimal() and len(text) <= 18
 
 
 def _day_arg() -> date:
@@ -113,7 +119,7 @@ def new_sample() -> ResponseReturnValue:
     """Register a sample that arrived and receive it at once (number + label)."""
     raw: dict[str, Any] = {name: request.form.get(name, "") for name in SAMPLE_FIELDS}
     vet = raw["veterinarian_id"]
-    raw["veterinarian_id"] = int(vet) if vet.isascii() and vet.isdecimal() else vet
+    raw["veterinarian_id"] = int(vet) if _digits(vet) else vet
     try:
         protocol, _job = service.register_and_receive(raw, current_user)
     except jobs.InvalidParams as exc:
@@ -237,7 +243,8 @@ def work_orders() -> ResponseReturnValue:
 @login_required
 def new_work_order() -> ResponseReturnValue:
     vets = _veterinarians()
-    vet_id = request.args.get("veterinarian_id", type=int) or (vets[0].id if vets else None)
+    asked = request.args.get("veterinarian_id", "")
+    vet_id = int(asked) if _digits(asked) else (vets[0].id if vets else None)
     protocols = db.session.scalars(
         sa.select(Protocol)
         .where(Protocol.veterinarian_id == vet_id, Protocol.number.is_not(None))
@@ -257,11 +264,10 @@ def new_work_order() -> ResponseReturnValue:
 @bp.post("/work-orders")
 @login_required
 def create_work_order() -> ResponseReturnValue:
+    vet = request.form.get("veterinarian_id", "")
     raw = {
-        "veterinarian_id": request.form.get("veterinarian_id", type=int) or 0,
-        "protocol_ids": [
-            int(i) for i in request.form.getlist("protocol_id") if i.isascii() and i.isdecimal()
-        ],
+        "veterinarian_id": int(vet) if _digits(vet) else 0,
+        "protocol_ids": [int(i) for i in request.form.getlist("protocol_id") if _digits(i)],
         "notes": request.form.get("notes", ""),
     }
     try:
@@ -291,9 +297,10 @@ def work_order(order_id: int) -> ResponseReturnValue:
 def work_order_badge(order_id: int) -> ResponseReturnValue:
     """The PDF's state (badge and link): polled while a new version is being made."""
     order = service.get_work_order(order_id)
-    return render_template(
-        "lab/_work_order_document.html", order=order, document=service.work_order_document(order)
-    )
+    document = service.work_order_document(order)
+    if document.live_job is not None:
+        watch.seen(document.live_job.id)  # the page is open: no "ready" mail for it
+    return render_template("lab/_work_order_document.html", order=order, document=document)
 
 
 @bp.post("/work-orders/<int:order_id>")
