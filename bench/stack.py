@@ -39,6 +39,8 @@ class Stack:
             "dramatiq_queue_prefetch": "1",
             "PYTHONPATH": str(ROOT),
         }
+        # Each stack's processes count into their own data folder (an earlier stack's is gone).
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         # The in-process app (submit, reading job rows) uses the same data and Redis.
         os.environ.update({k: self.env[k] for k in ("PRESSROOM_DATA", "REDIS_URL")})
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -64,7 +66,7 @@ class Stack:
         from webapp.models import Role, User
         from webapp.nursery.demo import seed_lots
 
-        self.app = create_app({"PRESSROOM_DATA": str(self.data)})
+        self.app = create_app({"PRESSROOM_DATA": str(self.data), "METRICS_DIR": None})
         with self.app.app_context():
             init_db()
             user = User(email="staff@example.com", role=Role.STAFF, name="Staff")

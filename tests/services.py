@@ -184,7 +184,11 @@ class Stack:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.processes = processes
-        self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TZ")}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "TZ", "PROMETHEUS_MULTIPROC_DIR")
+        }
         self.env.update(
             {
                 "PRESSROOM_DATA": str(self.data),

@@ -37,6 +37,9 @@ def init_db() -> None:
     for folder in (current_app.config["ARTIFACT_DIR"], current_app.config["OUTBOX_DIR"]):
         Path(folder).mkdir(parents=True, exist_ok=True)
     upgrade(directory=str(Path(__file__).parent / "migrations"))
+    from webapp.db import analyze
+
+    analyze()
 
 
 @click.command("init-db")

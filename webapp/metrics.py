@@ -9,6 +9,7 @@ change commits, so a rolled-back transition is never counted.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
 
 #: Seconds: a worker process whose heartbeat is older is not alive.
 WORKER_STALE_S = 30
@@ -76,9 +79,12 @@ def _on_transition(
         duration = (utcnow() - started).total_seconds() if started else None
 
     def count() -> None:
-        _metrics["jobs"].labels(kind, new).inc()
-        if duration is not None:
-            _metrics["duration"].labels(kind).observe(max(duration, 0.0))
+        try:
+            _metrics["jobs"].labels(kind, new).inc()
+            if duration is not None:
+                _metrics["duration"].labels(kind).observe(max(duration, 0.0))
+        except OSError as exc:  # the metrics folder went away: a job never fails for a count
+            log.warning("metrics not counted (%s)", exc)
 
     after_commit(session, count)
 
@@ -86,7 +92,10 @@ def _on_transition(
 def mail_result(result: str) -> None:
     """`sent`, `retried` or `failed` (webapp/jobs/outbox.py, for mail items)."""
     if _metrics:
-        _metrics["mails"].labels(result).inc()
+        try:
+            _metrics["mails"].labels(result).inc()
+        except OSError as exc:
+            log.warning("metrics not counted (%s)", exc)
 
 
 class LiveCollector:

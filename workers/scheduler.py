@@ -9,6 +9,7 @@ import signal
 import time
 
 from webapp import create_app, schedules
+from webapp.db import analyze
 from webapp.jobs.reaper import expire, reap
 from workers.stopflag import StopFlag
 
@@ -33,6 +34,7 @@ def main() -> None:
                     next_tick = time.monotonic() + TICK_EVERY_S
                     schedules.tick()
                 if time.monotonic() >= next_expire:
+                    analyze()
                     expire()
                     next_expire = time.monotonic() + EXPIRE_EVERY_S
             except Exception:  # keep going: the next pass may well succeed (db or redis back)

@@ -24,7 +24,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from webapp import audit, documents, jobs, metrics, monitor
 from webapp.auth import admin_required, user_for_bearer
@@ -88,7 +88,7 @@ def index() -> ResponseReturnValue:
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     rows = db.session.scalars(
         _matching(filters)
-        .options(joinedload(Job.owner))
+        .options(selectinload(Job.owner))
         .order_by(Job.created_at.desc(), Job.id)
         .limit(PAGE + 1)
         .offset((page - 1) * PAGE)

@@ -39,7 +39,8 @@ def upgrade():
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('schedule', 'period', name='uq_schedule_runs_period')
     )
-    op.create_index('ix_jobs_finished_at', 'jobs', ['finished_at'], unique=False)
+    op.create_index('ix_jobs_finished_at', 'jobs',
+                    ['finished_at', 'status', 'kind', 'started_at', 'parent_id'], unique=False)
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('batch_id', sa.String(length=24), nullable=True))
         batch_op.add_column(sa.Column('items', sa.JSON(), nullable=True))
