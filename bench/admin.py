@@ -84,7 +84,7 @@ def run_regeneration(args: argparse.Namespace, processes: int) -> dict:
     from webapp.db import write_txn
     from webapp.extensions import db
     from webapp.lab.demo import seed_lab
-    from webapp.lab.records import queue_labels
+    from webapp.lab.records import queue_documents
     from webapp.models import Job, Role, User
 
     with Stack() as stack:
@@ -93,7 +93,7 @@ def run_regeneration(args: argparse.Namespace, processes: int) -> dict:
         with app.app_context():
             ids = seed_lab(args.documents)
             with write_txn() as session:
-                queue_labels(session, ids)
+                queue_documents(session, ids)
                 admin = User(email="admin@example.com", role=Role.ADMIN, name="Admin")
                 admin.set_password("admin")
                 session.add(admin)

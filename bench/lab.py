@@ -136,7 +136,7 @@ def main() -> None:
     from webapp.extensions import db
     from webapp.lab import pdfs
     from webapp.lab.demo import seed_lab
-    from webapp.lab.records import local_today, queue_labels
+    from webapp.lab.records import local_today, queue_documents
     from webapp.models import Protocol, Report, WorkOrder
 
     print(f"# bench/lab.py — {machine()}")
@@ -146,7 +146,7 @@ def main() -> None:
         with app.app_context():
             ids = seed_lab(args.protocols)
             with write_txn() as session:
-                queue_labels(session, ids)
+                queue_documents(session, ids)
                 orders = db.session.scalars(sa.select(WorkOrder.id)).all()
                 for order_id in orders:
                     jobs.enqueue(session, "work_order", {"work_order_id": order_id})

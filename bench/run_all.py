@@ -25,6 +25,7 @@ FULL = [
     ["enqueue.py"],
     ["status_wrk.py"],
     ["lab.py"],
+    ["admin.py"],
 ]
 QUICK = [
     ["render.py", "--labels", "1000", "--repeat", "2", "--seed-sample", "200"],
@@ -43,6 +44,7 @@ QUICK = [
     ["enqueue.py", "--requests", "30"],
     ["status_wrk.py", "--duration", "3"],
     ["lab.py", "--protocols", "60", "--requests", "40"],
+    ["admin.py", "--documents", "200", "--workers", "2", "--jobs", "10000"],
 ]
 
 

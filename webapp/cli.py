@@ -54,7 +54,7 @@ def seed_demo(lots: int, protocols: int = 0) -> list[tuple[str, str]]:
     """Demo users, potting lots and the lab's records (their reception labels queued);
     returns the (email, password) logins it created."""
     from webapp.lab.demo import seed_lab
-    from webapp.lab.records import queue_labels
+    from webapp.lab.records import queue_documents
     from webapp.nursery.demo import seed_lots
 
     logins = []
@@ -70,7 +70,7 @@ def seed_demo(lots: int, protocols: int = 0) -> list[tuple[str, str]]:
     if protocols:
         ids = seed_lab(protocols)
         with write_txn() as session:
-            queue_labels(session, ids)
+            queue_documents(session, ids)
     return logins
 
 

@@ -17,7 +17,7 @@ from tests.services import Stack
 from webapp.db import write_txn
 from webapp.extensions import db
 from webapp.lab.demo import seed_lab
-from webapp.lab.records import queue_labels
+from webapp.lab.records import queue_documents
 from webapp.models import Job, Report, Veterinarian, WorkOrder
 
 pytestmark = pytest.mark.browser
@@ -30,7 +30,7 @@ def lab(stack: Stack) -> Stack:
     with stack.context():
         ids = seed_lab(6)
         with write_txn() as session:
-            queue_labels(session, ids)
+            queue_documents(session, ids)
     return stack
 
 

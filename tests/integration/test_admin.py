@@ -19,7 +19,7 @@ from webapp.auth import create_token
 from webapp.db import write_txn
 from webapp.extensions import db
 from webapp.lab.demo import seed_lab
-from webapp.lab.records import queue_labels
+from webapp.lab.records import queue_documents
 from webapp.models import Job, ScheduleRun, User
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def admin_token(stack: Stack) -> str:
     with stack.context():
         ids = seed_lab(PROTOCOLS)
         with write_txn() as session:
-            queue_labels(session, ids)
+            queue_documents(session, ids)
         admin = db.session.scalars(sa.select(User).filter_by(email=ADMIN[0])).one()
         return create_token(admin)
 

@@ -19,7 +19,7 @@ from webapp.auth import create_token
 from webapp.db import write_txn
 from webapp.extensions import db
 from webapp.lab.demo import seed_lab
-from webapp.lab.records import queue_labels
+from webapp.lab.records import queue_documents
 from webapp.models import (
     Artifact,
     Job,
@@ -40,7 +40,7 @@ def lab(app: Flask) -> Flask:
         add_user("admin@example.com", "pw-admin", role="admin")
         ids = seed_lab(6)
         with write_txn() as session:
-            queue_labels(session, ids)
+            queue_documents(session, ids)
         app.config["TOKENS"] = {
             "staff": create_token(
                 db.session.scalars(sa.select(User).filter_by(role="staff")).one()
@@ -221,7 +221,7 @@ class TestWorkOrders:
         assert after.headers["ETag"] != old_etag
         assert "Urgente: llamar" in pdf_text(after.data)
         with lab.app_context():
-            jobs = db.session.scalars(sa.select(Job).where(Job.kind == "work_order")).all()
+            jobs = db.session.scalars(sa.select(Job).where(Job.subject == "work_order:1")).all()
             assert len(jobs) == 2
             assert db.session.get(WorkOrder, 1).pdf_version == 2
 
@@ -707,7 +707,9 @@ class TestReviewedEdges:
         assert again.status_code == 409
         with lab.app_context():
             assert (
-                db.session.scalar(sa.select(sa.func.count(Job.id)).where(Job.kind == "work_order"))
+                db.session.scalar(
+                    sa.select(sa.func.count(Job.id)).where(Job.subject == "work_order:1")
+                )
                 == 2
             )
 

@@ -106,10 +106,20 @@ def receive(
     return job
 
 
-def queue_labels(session: Session, protocol_ids: list[int]) -> int:
-    """Reception labels of protocols received without the page (the demo data): system jobs."""
+def queue_documents(session: Session, protocol_ids: list[int]) -> int:
+    """Reception labels of protocols received without the page (the demo data), and the PDFs
+    of the work orders on them: system jobs."""
     from webapp.jobs import enqueue
+    from webapp.models import WorkOrder, WorkOrderItem
 
     for protocol_id in protocol_ids:
         enqueue(session, "reception_label", {"protocol_id": protocol_id}, origin=Origin.EVENT)
+    orders = session.scalars(
+        sa.select(WorkOrder.id)
+        .join(WorkOrderItem, WorkOrderItem.work_order_id == WorkOrder.id)
+        .where(WorkOrderItem.protocol_id.in_(protocol_ids), WorkOrder.pdf_artifact_id.is_(None))
+        .distinct()
+    ).all()
+    for order_id in orders:
+        enqueue(session, "work_order", {"work_order_id": order_id}, origin=Origin.EVENT)
     return len(protocol_ids)

@@ -287,7 +287,7 @@ def work_order(order_id: int) -> ResponseReturnValue:
     return render_template(
         "lab/work_order.html",
         order=order,
-        document=service.work_order_document(order),
+        document=service.ensure_work_order_pdf(order, current_user, Origin.USER),
         form=form,
     )
 
