@@ -18,18 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from webapp import exports
-from webapp.documents.base import DocumentKind, FieldProblem, Part, Prepared, RenderContext
-from webapp.errors import InvalidParams, PermanentError
+from webapp.documents.base import FieldProblem, Prepared
+from webapp.documents.row_exports import RowExport
+from webapp.errors import InvalidParams
 from webapp.extensions import db
 from webapp.messages import N_
 from webapp.models import (
@@ -173,11 +172,10 @@ class Snapshot:
     newest: datetime | None
 
 
-class LabExport(DocumentKind):
-    """What the three kinds share: prepare, the checks, the file name, the split in parts."""
+class LabExport(RowExport):
+    """What the three kinds share: prepare, the filter, the rows in id order."""
 
-    unit = "row"
-    limit_key = "MAX_EXPORT_ROWS"
+    changed_code = "lab_rows_changed"
     back_endpoint = "lab.protocols"
     back_label = N_("Back to the protocols")
     Filter: ClassVar[type[LabFilter]]
@@ -190,10 +188,6 @@ class LabExport(DocumentKind):
     stamps: ClassVar[tuple[Any, Any]]
     #: What an empty result is refused with (a code of webapp/messages.py).
     nothing: ClassVar[str]
-    #: The file name's start, before the day.
-    stem: ClassVar[str]
-    #: Config key of the rows a part of a split export has.
-    chunk_key: ClassVar[str]
 
     def joined(self, *columns: Any) -> sa.Select:
         """`columns` of the rows' tables, joined (one row per id of `key`)."""
@@ -236,49 +230,11 @@ class LabExport(DocumentKind):
             params=normalised, data_version=snap.version, total=snap.rows, summary=summary
         )
 
-    def options(self, params: Any) -> dict[str, Any]:
-        """The format's own parameters, normalised (defaults spelled out)."""
-        return {}
+    def filter_of(self, job: Job) -> LabFilter:
+        return self.Filter.model_validate(job.params["filter"])
 
-    def file_name(self, job: Job) -> str:
-        created = job.created_at.replace(tzinfo=UTC).astimezone(ZoneInfo(current_app.config["TZ"]))
-        return f"{self.stem}_{created:%Y-%m-%d}{self.suffix}"
-
-    def split(self, job: Job, config: dict[str, Any]) -> list[Part]:
-        size = int(config[self.chunk_key])
-        total = job.progress_total
-        if total <= size:
-            return []
-        return [
-            Part(index, start, min(start + size, total))
-            for index, start in enumerate(range(0, total, size))
-        ]
-
-    def merge(self, job: Job, ctx: RenderContext, parts: list[Path], out: Path) -> None:
-        try:
-            self.merge_files(parts, out)
-        except exports.MergeError as exc:
-            raise PermanentError("merge_failed", reason=str(exc)) from None
-
-    def render(self, job: Job, ctx: RenderContext, out: Path, part: Part | None) -> None:
-        lab_filter = self.Filter.model_validate(job.params["filter"])
-        start, stop = (part.start, part.stop) if part else (0, job.progress_total)
-        ctx.progress(0, "writing_rows", force=True)
-        writer = self.writer(job, out, start)
-        try:
-            written = 0
-            for rows in self.batches(lab_filter, start, stop):
-                writer.write(self.cells(rows))
-                written += len(rows)
-                ctx.progress(written, "writing_rows")  # also the cancel check and heartbeat
-            expected = job.summary["data_version"]
-            if written != stop - start or self.snapshot(lab_filter).version != expected:
-                raise PermanentError("lab_rows_changed")  # see the module docstring
-            ctx.progress(written, "writing_file", force=True)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.close()
+    def rows(self, table_filter: Any, start: int, stop: int) -> Iterator[Sequence[sa.Row]]:
+        return self.batches(table_filter, start, stop)
 
     def batches(self, lab_filter: LabFilter, start: int, stop: int) -> Iterator[Sequence[sa.Row]]:
         """Rows [start, stop) in id order, BATCH at a time (keyset on the id)."""
@@ -303,12 +259,6 @@ class LabExport(DocumentKind):
             yield rows
             left -= len(rows)
             after = rows[-1][0]
-
-    def merge_files(self, parts: list[Path], out: Path) -> None:
-        raise NotImplementedError
-
-    def writer(self, job: Job, out: Path, start: int) -> exports.RowWriter:
-        raise NotImplementedError
 
 
 class ProtocolExport(LabExport):

@@ -20,18 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
-from zoneinfo import ZoneInfo
+from typing import Any, Literal
 
 import sqlalchemy as sa
-from flask import current_app
 from pydantic import BaseModel, ConfigDict
 
 from webapp import exports
-from webapp.documents.base import DocumentKind, Part, Prepared, RenderContext
-from webapp.errors import InvalidParams, PermanentError
+from webapp.documents.base import Prepared
+from webapp.documents.row_exports import RowExport
+from webapp.errors import InvalidParams
 from webapp.extensions import db
 from webapp.messages import N_
 from webapp.models import Job, PottingLot, User
@@ -100,15 +99,13 @@ def snapshot(lot_filter: LotFilter) -> Snapshot:
     return Snapshot(int(count), f"{count}:{id_sum}:{stamp}", newest)
 
 
-class PottingLotExport(DocumentKind):
-    """What both formats share: the rows, their checks, the file name, the split in parts."""
+class PottingLotExport(RowExport):
+    """What both formats share: the rows of the filtered table, in its order."""
 
-    unit = "row"
-    limit_key = "MAX_EXPORT_ROWS"
     back_endpoint = "nursery.potting_lots"
     back_label = N_("Back to the potting lots")
-    #: Config key of the rows a part of a split export has.
-    chunk_key: ClassVar[str]
+    stem = "potting_lots"
+    changed_code = "rows_changed"
 
     def prepare(self, params: Any, owner: User | None) -> Prepared:
         lot_filter = resolve(params.filter)
@@ -126,55 +123,14 @@ class PottingLotExport(DocumentKind):
             params=normalised, data_version=snap.version, total=snap.rows, summary=summary
         )
 
-    def options(self, params: Any) -> dict[str, Any]:
-        """The format's own parameters, normalised (defaults spelled out)."""
-        return {}
+    def filter_of(self, job: Job) -> LotFilter:
+        return LotFilter.from_mapping(job.params["filter"])
 
-    def file_name(self, job: Job) -> str:
-        created = job.created_at.replace(tzinfo=UTC).astimezone(ZoneInfo(current_app.config["TZ"]))
-        return f"potting_lots_{created:%Y-%m-%d}{self.suffix}"
+    def snapshot(self, table_filter: Any) -> Snapshot:
+        return snapshot(table_filter)
 
-    def split(self, job: Job, config: dict[str, Any]) -> list[Part]:
-        size = int(config[self.chunk_key])
-        total = job.progress_total
-        if total <= size:
-            return []
-        return [
-            Part(index, start, min(start + size, total))
-            for index, start in enumerate(range(0, total, size))
-        ]
-
-    def merge(self, job: Job, ctx: RenderContext, parts: list[Path], out: Path) -> None:
-        try:
-            self.merge_files(parts, out)
-        except exports.MergeError as exc:
-            raise PermanentError("merge_failed", reason=str(exc)) from None
-
-    def render(self, job: Job, ctx: RenderContext, out: Path, part: Part | None) -> None:
-        lot_filter = LotFilter.from_mapping(job.params["filter"])
-        start, stop = (part.start, part.stop) if part else (0, job.progress_total)
-        ctx.progress(0, "writing_rows", force=True)
-        writer = self.writer(job, out, start)
-        try:
-            written = 0
-            for rows in batches(lot_filter, start, stop):
-                writer.write(rows)
-                written += len(rows)
-                ctx.progress(written, "writing_rows")  # also the cancel check and heartbeat
-            expected = job.summary["data_version"]
-            if written != stop - start or snapshot(lot_filter).version != expected:
-                raise PermanentError("rows_changed")  # see the module docstring
-            ctx.progress(written, "writing_file", force=True)
-        except BaseException:
-            writer.abort()  # a cancel stops at once, without assembling a workbook
-            raise
-        writer.close()
-
-    def merge_files(self, parts: list[Path], out: Path) -> None:
-        raise NotImplementedError
-
-    def writer(self, job: Job, out: Path, start: int) -> exports.RowWriter:
-        raise NotImplementedError
+    def rows(self, table_filter: Any, start: int, stop: int) -> Iterator[Sequence[sa.Row[Any]]]:
+        return batches(table_filter, start, stop)
 
 
 class PottingLotsCsv(PottingLotExport):

@@ -20,7 +20,7 @@ from webapp.documents.potting_lots import MAX_ID
 from webapp.errors import InvalidParams, PermanentError
 from webapp.extensions import db
 from webapp.lab.labels import ReceptionLabel, public_url, qr_fits, write_labels
-from webapp.lab.records import file_safe, finished_job, pin, unpin
+from webapp.lab.records import file_safe, finished_job, take_file
 from webapp.messages import N_
 from webapp.models import AnalysisType, Artifact, Job, JobStatus, Protocol, User
 
@@ -120,17 +120,13 @@ class ReceptionLabelKind(DocumentKind):
         if new != JobStatus.DONE:
             return
         job = finished_job(session, job_id)
-        replaced = session.scalar(
-            sa.select(Protocol.label_artifact_id).where(Protocol.id == job.params["protocol_id"])
+        take_file(
+            session,
+            Protocol,
+            Protocol.label_artifact_id,
+            job.params["protocol_id"],
+            job.artifact_id,
         )
-        session.execute(
-            sa.update(Protocol)
-            .where(Protocol.id == job.params["protocol_id"])
-            .values(label_artifact_id=job.artifact_id, updated_at=Protocol.updated_at)
-        )
-        pin(session, job.artifact_id)
-        if replaced != job.artifact_id:
-            unpin(session, replaced)
 
 
 class DayParams(BaseModel):

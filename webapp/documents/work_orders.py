@@ -20,7 +20,7 @@ from webapp.documents.potting_lots import MAX_ID
 from webapp.errors import InvalidParams, PermanentError
 from webapp.extensions import db
 from webapp.lab import pdfs
-from webapp.lab.records import finished_job, local_date, pin, unpin
+from webapp.lab.records import finished_job, local_date, take_file
 from webapp.messages import N_
 from webapp.models import Job, JobStatus, User, WorkOrder
 
@@ -117,23 +117,12 @@ class WorkOrderKind(DocumentKind):
             return
         job = finished_job(session, job_id)
         version = job.summary.get("version", 0)
-        replaced = session.scalar(
-            sa.select(WorkOrder.pdf_artifact_id).where(WorkOrder.id == job.params["work_order_id"])
+        take_file(
+            session,
+            WorkOrder,
+            WorkOrder.pdf_artifact_id,
+            job.params["work_order_id"],
+            job.artifact_id,
+            sa.or_(WorkOrder.pdf_version.is_(None), WorkOrder.pdf_version <= version),
+            pdf_version=version,
         )
-        took = session.execute(
-            sa.update(WorkOrder)
-            .where(
-                WorkOrder.id == job.params["work_order_id"],
-                sa.or_(WorkOrder.pdf_version.is_(None), WorkOrder.pdf_version <= version),
-            )
-            .values(
-                pdf_artifact_id=job.artifact_id,
-                pdf_version=version,
-                updated_at=WorkOrder.updated_at,
-            )
-            .returning(WorkOrder.id)
-        ).first()
-        if took:
-            pin(session, job.artifact_id)
-            if replaced != job.artifact_id:
-                unpin(session, replaced)

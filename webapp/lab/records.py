@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -59,6 +60,32 @@ def unpin(session: Session, artifact_id: int | None) -> None:
     )
     if not named:
         session.execute(sa.update(Artifact).where(Artifact.id == artifact_id).values(pinned=False))
+
+
+def take_file(
+    session: Session,
+    model: Any,
+    column: Any,
+    record_id: int,
+    artifact_id: int | None,
+    *conditions: Any,
+    **values: Any,
+) -> bool:
+    """Record `record_id` of `model` names `artifact_id` in `column` from now on (when
+    `conditions` hold): the new file is pinned, the one it replaces unpinned. Its `updated_at`
+    stays: the record's data did not change, only its document."""
+    replaced = session.scalar(sa.select(column).where(model.id == record_id))
+    took = session.execute(
+        sa.update(model)
+        .where(model.id == record_id, *conditions)
+        .values({column.key: artifact_id, "updated_at": model.updated_at, **values})
+        .returning(model.id)
+    ).first()
+    if took:
+        pin(session, artifact_id)
+        if replaced != artifact_id:
+            unpin(session, replaced)
+    return took is not None
 
 
 def finished_job(session: Session, job_id: str) -> Job:
