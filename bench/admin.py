@@ -84,7 +84,7 @@ def run_regeneration(args: argparse.Namespace, processes: int) -> dict:
     from webapp.db import write_txn
     from webapp.extensions import db
     from webapp.lab.demo import seed_lab
-    from webapp.lab.records import queue_documents
+    from webapp.lab.service import queue_documents
     from webapp.models import Job, Role, User
 
     with Stack() as stack:

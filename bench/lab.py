@@ -136,7 +136,8 @@ def main() -> None:
     from webapp.extensions import db
     from webapp.lab import pdfs
     from webapp.lab.demo import seed_lab
-    from webapp.lab.records import local_today, queue_documents
+    from webapp.lab.records import local_today
+    from webapp.lab.service import queue_documents
     from webapp.models import Protocol, Report, WorkOrder
 
     print(f"# bench/lab.py — {machine()}")

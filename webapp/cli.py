@@ -54,7 +54,7 @@ def seed_demo(lots: int, protocols: int = 0) -> list[tuple[str, str]]:
     """Demo users, potting lots and the lab's records (their reception labels queued);
     returns the (email, password) logins it created."""
     from webapp.lab.demo import seed_lab
-    from webapp.lab.records import queue_documents
+    from webapp.lab.service import queue_documents
     from webapp.nursery.demo import seed_lots
 
     logins = []

@@ -106,8 +106,7 @@ class LiveCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         from webapp.extensions import db
-        from webapp.jobs.outbox import pending_count
-        from webapp.models import LIVE_STATUSES, Job
+        from webapp.models import LIVE_STATUSES, Job, OutboxItem
 
         queues = GaugeMetricFamily(
             "pressroom_queue_length",
@@ -120,7 +119,10 @@ class LiveCollector:
         yield GaugeMetricFamily(
             "pressroom_outbox_pending",
             "Outbox items (mails) not done yet",
-            value=pending_count(db.session()),
+            value=db.session.scalar(
+                sa.select(sa.func.count(OutboxItem.id)).where(OutboxItem.status == "pending")
+            )
+            or 0,
         )
         yield GaugeMetricFamily(
             "pressroom_workers_alive",

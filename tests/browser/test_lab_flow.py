@@ -17,7 +17,7 @@ from tests.services import Stack
 from webapp.db import write_txn
 from webapp.extensions import db
 from webapp.lab.demo import seed_lab
-from webapp.lab.records import queue_documents
+from webapp.lab.service import queue_documents
 from webapp.models import Job, Report, Veterinarian, WorkOrder
 
 pytestmark = pytest.mark.browser

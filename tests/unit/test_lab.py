@@ -19,7 +19,7 @@ from webapp.auth import create_token
 from webapp.db import write_txn
 from webapp.extensions import db
 from webapp.lab.demo import seed_lab
-from webapp.lab.records import queue_documents
+from webapp.lab.service import queue_documents
 from webapp.models import (
     Artifact,
     Job,

@@ -12,16 +12,11 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from webapp.errors import Conflict
 from webapp.models import (
     AnalysisType,
     Artifact,
     Job,
-    Origin,
     Protocol,
-    ProtocolStatus,
-    User,
-    utcnow,
 )
 
 
@@ -110,43 +105,3 @@ def next_number(session: Session, analysis: AnalysisType, year: int) -> str:
         (int(n[len(prefix) :]) for n in numbers if n and n[len(prefix) :].isdigit()), default=0
     )
     return f"{prefix}{highest + 1:04d}"
-
-
-def receive(
-    session: Session, protocol: Protocol, user: User | None, origin: Origin = Origin.USER
-) -> Job:
-    """Number the protocol, mark it received today and queue its reception label, all in the
-    caller's transaction: once it commits, the label is on its way (and opens at once later)."""
-    from webapp.jobs import enqueue
-
-    if protocol.status != ProtocolStatus.REGISTERED:
-        raise Conflict("already_received", number=protocol.number or "")
-    today = local_today()
-    protocol.number = next_number(session, protocol.analysis, today.year)
-    protocol.status = ProtocolStatus.RECEIVED.value
-    protocol.received_on = today
-    protocol.received_at = utcnow()
-    session.flush()
-    job, _ = enqueue(
-        session, "reception_label", {"protocol_id": protocol.id}, owner=user, origin=origin
-    )
-    return job
-
-
-def queue_documents(session: Session, protocol_ids: list[int]) -> int:
-    """Reception labels of protocols received without the page (the demo data), and the PDFs
-    of the work orders on them: system jobs."""
-    from webapp.jobs import enqueue
-    from webapp.models import WorkOrder, WorkOrderItem
-
-    for protocol_id in protocol_ids:
-        enqueue(session, "reception_label", {"protocol_id": protocol_id}, origin=Origin.EVENT)
-    orders = session.scalars(
-        sa.select(WorkOrder.id)
-        .join(WorkOrderItem, WorkOrderItem.work_order_id == WorkOrder.id)
-        .where(WorkOrderItem.protocol_id.in_(protocol_ids), WorkOrder.pdf_artifact_id.is_(None))
-        .distinct()
-    ).all()
-    for order_id in orders:
-        enqueue(session, "work_order", {"work_order_id": order_id}, origin=Origin.EVENT)
-    return len(protocol_ids)

@@ -10,14 +10,15 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from webapp import jobs
 from webapp.db import write_txn
 from webapp.documents.base import FieldProblem, validate
 from webapp.documents.potting_lots import MAX_ID
-from webapp.errors import InvalidParams, NotFound
+from webapp.errors import Conflict, InvalidParams, NotFound
 from webapp.extensions import db
-from webapp.lab.records import file_safe, receive
+from webapp.lab.records import file_safe, local_today, next_number
 from webapp.models import (
     LIVE_STATUSES,
     AnalysisType,
@@ -26,11 +27,13 @@ from webapp.models import (
     Origin,
     OutboxItem,
     Protocol,
+    ProtocolStatus,
     Report,
     User,
     Veterinarian,
     WorkOrder,
     WorkOrderItem,
+    utcnow,
 )
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -102,6 +105,43 @@ def _is_id(value: Any) -> bool:
 
 
 # -- reception ------------------------------------------------------------------------------------
+
+
+def receive(
+    session: Session, protocol: Protocol, user: User | None, origin: Origin = Origin.USER
+) -> Job:
+    """Number the protocol, mark it received today and queue its reception label, all in the
+    caller's transaction: once it commits, the label is on its way (and opens at once later)."""
+    if protocol.status != ProtocolStatus.REGISTERED:
+        raise Conflict("already_received", number=protocol.number or "")
+    today = local_today()
+    protocol.number = next_number(session, protocol.analysis, today.year)
+    protocol.status = ProtocolStatus.RECEIVED.value
+    protocol.received_on = today
+    protocol.received_at = utcnow()
+    session.flush()
+    job, _ = jobs.enqueue(
+        session, "reception_label", {"protocol_id": protocol.id}, owner=user, origin=origin
+    )
+    return job
+
+
+def queue_documents(session: Session, protocol_ids: list[int]) -> int:
+    """Reception labels of protocols received without the page (the demo data), and the PDFs
+    of the work orders on them: system jobs."""
+    from webapp.models import WorkOrder, WorkOrderItem
+
+    for protocol_id in protocol_ids:
+        jobs.enqueue(session, "reception_label", {"protocol_id": protocol_id}, origin=Origin.EVENT)
+    orders = session.scalars(
+        sa.select(WorkOrder.id)
+        .join(WorkOrderItem, WorkOrderItem.work_order_id == WorkOrder.id)
+        .where(WorkOrderItem.protocol_id.in_(protocol_ids), WorkOrder.pdf_artifact_id.is_(None))
+        .distinct()
+    ).all()
+    for order_id in orders:
+        jobs.enqueue(session, "work_order", {"work_order_id": order_id}, origin=Origin.EVENT)
+    return len(protocol_ids)
 
 
 def _one_line(value: str) -> str:
