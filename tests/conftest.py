@@ -45,13 +45,30 @@ def app_config(data: Path, **overrides: Any) -> dict[str, Any]:
     }
 
 
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One database file migrated by `init-db` for the whole session; each test gets a copy
+    (the migrations themselves are tested in tests/unit/test_migrations.py)."""
+    data = tmp_path_factory.mktemp("migrated")
+    app = create_app(app_config(data))
+    with app.app_context():
+        init_db()
+        db.engine.dispose()
+    return data / "pressroom.db"
+
+
 @pytest.fixture
-def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
-    """Build an app on a fresh database file under tmp_path (migrated, not create_all)."""
+def make_app(tmp_path: Path, migrated_db: Path) -> Iterator[Callable[..., Flask]]:
+    """Build an app on a fresh database file under tmp_path (a copy of one migrated by
+    `init-db`, never create_all); `init_db` then finds it up to date."""
     apps: list[Flask] = []
 
     def build(**overrides: Any) -> Flask:
-        app = create_app(app_config(tmp_path / "data", **overrides))
+        data = tmp_path / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        if not (data / "pressroom.db").exists():
+            shutil.copyfile(migrated_db, data / "pressroom.db")
+        app = create_app(app_config(data, **overrides))
         with app.app_context():
             init_db()
         apps.append(app)
