@@ -16,3 +16,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(admin.probe)
     csrf.exempt(admin.probe)
     errors.init_app(app)
+    from webapp.http import security_headers
+
+    app.after_request(security_headers)

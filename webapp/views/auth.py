@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+
 import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import BooleanField, EmailField, PasswordField, SelectField
 from wtforms.validators import DataRequired
 
@@ -26,6 +29,17 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired()])
 
 
+_DUMMY_HASH: list[str] = []
+
+
+def unknown_account_check(password: str) -> None:
+    """Spend what checking a real password costs, so a wrong address answers as slowly as a
+    wrong password (otherwise the time tells who has an account)."""
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(generate_password_hash(secrets.token_hex(16)))
+    check_password_hash(_DUMMY_HASH[0], password)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     """Show the login form; on success go back to where the user was."""
@@ -35,7 +49,9 @@ def login() -> ResponseReturnValue:
         user = db.session.scalars(
             sa.select(User).where(sa.func.lower(User.email) == form.email.data.strip().lower())
         ).first()
-        if user is not None and user.check_password(form.password.data):
+        if user is None:
+            unknown_account_check(form.password.data)  # as slow as a real check: no account oracle
+        elif user.check_password(form.password.data):
             # Permanent: the cookie is re-signed on every request (polls included), so a page
             # left open all day keeps its session and with it the CSRF token in its forms.
             session.permanent = True
