@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import sqlalchemy as sa
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from webapp import exports
 from webapp.documents.base import FieldProblem, Prepared
-from webapp.documents.row_exports import RowExport
+from webapp.documents.row_exports import CsvFormat, RowExport, XlsxFormat
 from webapp.errors import InvalidParams
 from webapp.extensions import db
 from webapp.messages import N_
@@ -179,8 +178,7 @@ class LabExport(RowExport):
     back_endpoint = "lab.protocols"
     back_label = N_("Back to the protocols")
     Filter: ClassVar[type[LabFilter]]
-    #: The file's columns, and what is read for them: the key first, then a value a column.
-    columns: ClassVar[tuple[exports.Column, ...]]
+    #: What is read for the columns: the key first, then a value a column.
     selected: ClassVar[tuple[Any, ...]]
     #: The rows' own table's id: their order and the keyset.
     key: ClassVar[sa.ColumnElement[int]]  # a table's column: an ORM attribute is a descriptor
@@ -353,54 +351,19 @@ def _timestamp(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
-class CsvExport(LabExport):
-    suffix = ".csv"
-    media_type = "text/csv; charset=utf-8"
-    chunk_key = "CSV_CHUNK_ROWS"
-
-    def options(self, params: Any) -> dict[str, Any]:
-        return {"delimiter": params.delimiter}
-
-    def merge_files(self, parts: list[Path], out: Path) -> None:
-        exports.merge_csv(parts, out)
-
-    def writer(self, job: Job, out: Path, start: int) -> exports.RowWriter:
-        return exports.CsvRows(out, self.columns, delimiter=job.params["delimiter"])
-
-
-class ProtocolsCsv(CsvExport, ProtocolExport):
+class ProtocolsCsv(CsvFormat, ProtocolExport):
     name = "protocols_csv"
     title = N_("Protocols (CSV)")
     Params = ProtocolsCsvParams
 
 
-class ReportsCsv(CsvExport, ReportExport):
+class ReportsCsv(CsvFormat, ReportExport):
     name = "reports_csv"
     title = N_("Reports (CSV)")
     Params = ReportsCsvParams
 
 
-class ProtocolsXlsx(ProtocolExport):
+class ProtocolsXlsx(XlsxFormat, ProtocolExport):
     name = "protocols_xlsx"
     title = N_("Protocols (Excel)")
-    suffix = ".xlsx"
-    media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     Params = ProtocolsParams
-    chunk_key = "CHUNK_ROWS"
-
-    def limit(self, config: dict[str, Any]) -> int | None:
-        # A sheet holds 1,048,576 rows; xlsxwriter drops the cells of any further row silently.
-        return min(super().limit(config) or exports.XLSX_MAX_ROWS, exports.XLSX_MAX_ROWS)
-
-    def merge_files(self, parts: list[Path], out: Path) -> None:
-        exports.merge_xlsx(parts, out)
-
-    def writer(self, job: Job, out: Path, start: int) -> exports.RowWriter:
-        newest = job.summary.get("newest")
-        return exports.XlsxRows(
-            out,
-            self.columns,
-            first_row=start,
-            sheet_name="protocols",
-            created=datetime.fromisoformat(newest) if newest else None,
-        )

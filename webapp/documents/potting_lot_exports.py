@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -29,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from webapp import exports
 from webapp.documents.base import Prepared
-from webapp.documents.row_exports import RowExport
+from webapp.documents.row_exports import CsvFormat, RowExport, XlsxFormat
 from webapp.errors import InvalidParams
 from webapp.extensions import db
 from webapp.messages import N_
@@ -105,6 +104,7 @@ class PottingLotExport(RowExport):
     back_endpoint = "nursery.potting_lots"
     back_label = N_("Back to the potting lots")
     stem = "potting_lots"
+    columns = COLUMN_SPECS
     changed_code = "rows_changed"
 
     def prepare(self, params: Any, owner: User | None) -> Prepared:
@@ -133,48 +133,16 @@ class PottingLotExport(RowExport):
         return batches(table_filter, start, stop)
 
 
-class PottingLotsCsv(PottingLotExport):
+class PottingLotsCsv(CsvFormat, PottingLotExport):
     name = "potting_lots_csv"
     title = N_("Potting lots (CSV)")
-    suffix = ".csv"
-    media_type = "text/csv; charset=utf-8"
     Params = CsvParams
-    chunk_key = "CSV_CHUNK_ROWS"
-
-    def options(self, params: Any) -> dict[str, Any]:
-        return {"delimiter": params.delimiter}
-
-    def merge_files(self, parts: list[Path], out: Path) -> None:
-        exports.merge_csv(parts, out)
-
-    def writer(self, job: Job, out: Path, start: int) -> exports.RowWriter:
-        return exports.CsvRows(out, COLUMN_SPECS, delimiter=job.params["delimiter"])
 
 
-class PottingLotsXlsx(PottingLotExport):
+class PottingLotsXlsx(XlsxFormat, PottingLotExport):
     name = "potting_lots_xlsx"
     title = N_("Potting lots (Excel)")
-    suffix = ".xlsx"
-    media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     Params = ExportParams
-    chunk_key = "CHUNK_ROWS"
-
-    def limit(self, config: dict[str, Any]) -> int | None:
-        # A sheet holds 1,048,576 rows; xlsxwriter drops the cells of any further row silently.
-        return min(super().limit(config) or exports.XLSX_MAX_ROWS, exports.XLSX_MAX_ROWS)
-
-    def merge_files(self, parts: list[Path], out: Path) -> None:
-        exports.merge_xlsx(parts, out)
-
-    def writer(self, job: Job, out: Path, start: int) -> exports.RowWriter:
-        newest = job.summary.get("newest")  # None when no row matches
-        return exports.XlsxRows(
-            out,
-            COLUMN_SPECS,
-            first_row=start,
-            sheet_name="potting_lots",
-            created=datetime.fromisoformat(newest) if newest else None,
-        )
 
 
 def batches(lot_filter: LotFilter, start: int, stop: int) -> Iterator[Sequence[sa.Row[Any]]]:

@@ -10,7 +10,7 @@ its writer and merge (CSV or XLSX from webapp/exports.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -32,6 +32,8 @@ class RowExport(DocumentKind):
     stem: ClassVar[str]
     #: The code a render fails with when the rows changed while it read them.
     changed_code: ClassVar[str]
+    #: The file's columns (header and cell types).
+    columns: ClassVar[tuple[exports.Column, ...]]
 
     # -- what a kind says --------------------------------------------------------------------
 
@@ -99,3 +101,45 @@ class RowExport(DocumentKind):
             writer.abort()  # a cancel stops at once, without assembling a workbook
             raise
         writer.close()
+
+
+class CsvFormat(RowExport):
+    """CSV: UTF-8 with BOM, `,` or `;` (the `delimiter` parameter), parts concatenated."""
+
+    suffix = ".csv"
+    media_type = "text/csv; charset=utf-8"
+    chunk_key = "CSV_CHUNK_ROWS"
+
+    def options(self, params: Any) -> dict[str, Any]:
+        return {"delimiter": params.delimiter}
+
+    def merge_files(self, parts: list[Path], out: Path) -> None:
+        exports.merge_csv(parts, out)
+
+    def writer(self, job: Job, out: Path, start: int) -> exports.RowWriter:
+        return exports.CsvRows(out, self.columns, delimiter=job.params["delimiter"])
+
+
+class XlsxFormat(RowExport):
+    """Excel: one sheet named after the file, written row by row, parts merged."""
+
+    suffix = ".xlsx"
+    media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    chunk_key = "CHUNK_ROWS"
+
+    def limit(self, config: dict[str, Any]) -> int | None:
+        # A sheet holds 1,048,576 rows; xlsxwriter drops the cells of any further row silently.
+        return min(super().limit(config) or exports.XLSX_MAX_ROWS, exports.XLSX_MAX_ROWS)
+
+    def merge_files(self, parts: list[Path], out: Path) -> None:
+        exports.merge_xlsx(parts, out)
+
+    def writer(self, job: Job, out: Path, start: int) -> exports.RowWriter:
+        newest = job.summary.get("newest")  # None when no row matches
+        return exports.XlsxRows(
+            out,
+            self.columns,
+            first_row=start,
+            sheet_name=self.stem,
+            created=datetime.fromisoformat(newest) if newest else None,
+        )
