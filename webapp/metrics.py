@@ -59,24 +59,18 @@ def _on_transition(
     name: str,
     *,
     session: Session,
-    job_id: str,
     kind: str,
     new: str,
     parent_id: str | None = None,
+    started_at: Any = None,
     **_: Any,
 ) -> None:
     if parent_id is not None or not _metrics:
         return
     from webapp.db import after_commit
+    from webapp.models import utcnow
 
-    duration = None
-    if name == "finish":
-        import sqlalchemy as sa
-
-        from webapp.models import Job, utcnow
-
-        started = session.scalar(sa.select(Job.started_at).where(Job.id == job_id))
-        duration = (utcnow() - started).total_seconds() if started else None
+    duration = (utcnow() - started_at).total_seconds() if name == "finish" and started_at else None
 
     def count() -> None:
         try:

@@ -21,7 +21,7 @@ from webapp.extensions import db
 from webapp.jobs import artifacts, transitions
 from webapp.jobs.lease import Lease
 from webapp.jobs.submit import send_after_commit
-from webapp.models import Job, JobStatus, new_id, utcnow
+from webapp.models import LIVE_STATUSES, Job, JobStatus, new_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,12 @@ def merge(kind: DocumentKind, lease: Lease) -> None:
 
 # -- bulk work over many documents (a regeneration) ----------------------------------------------
 
-FAN_OUT_BATCH = 200  # documents queued per write transaction: staff submits never wait long
+FAN_OUT_BATCH = 200
+DOCUMENT_ENDS = (
+    JobStatus.DONE,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+)  # documents queued per write transaction: staff submits never wait long
 
 
 def child_counts(session: Any, batch_id: str) -> dict[str, int]:
@@ -221,18 +226,17 @@ def _report(kind: DocumentKind, lease: Lease, job: Job) -> None:
 
 
 def _document_ended(
-    name: str, *, session: Any, job_id: str, old: str | None, new: str, **_: Any
+    name: str,
+    *,
+    session: Any,
+    old: str | None,
+    new: str,
+    batch_id: str | None = None,
+    **_: Any,
 ) -> None:
     """A bulk job's document ended (done, failed, cancelled): count it; the last one resumes
     the bulk job so a worker writes its report."""
-    if old not in (JobStatus.QUEUED, JobStatus.RUNNING) or new not in (
-        JobStatus.DONE,
-        JobStatus.FAILED,
-        JobStatus.CANCELLED,
-    ):
-        return
-    batch_id = session.scalar(sa.select(Job.batch_id).where(Job.id == job_id))
-    if batch_id is None:
+    if batch_id is None or old not in LIVE_STATUSES or new not in DOCUMENT_ENDS:
         return
     counted = transitions.item_ended(session, batch_id)
     if counted is None:

@@ -38,20 +38,31 @@ def _to_kind(
 
 
 def _ready_mail(
-    name: str, *, session: Session, job_id: str, parent_id: str | None = None, **_: Any
+    name: str,
+    *,
+    session: Session,
+    job_id: str,
+    parent_id: str | None = None,
+    owner_id: int | None = None,
+    origin: str | None = None,
+    created_at: Any = None,
+    **_: Any,
 ) -> None:
     """A job ends done after nobody polled its page for READY_MAIL_IDLE_S: mail its owner the
-    link, once (the outbox key), unless they turned these mails off."""
-    if name != "finish" or parent_id is not None:
+    link, once (the outbox key), unless they turned these mails off. Decided from what the
+    signal carries: most finishes (short jobs, system jobs) read nothing more."""
+    if name != "finish" or parent_id is not None or owner_id is None:
         return
-    job = session.get(Job, job_id, populate_existing=True)  # as the transition left it
-    if job is None or job.owner_id is None or job.origin not in (Origin.USER, Origin.API):
+    if origin not in (Origin.USER, Origin.API):
         return
     idle = timedelta(seconds=current_app.config["READY_MAIL_IDLE_S"])
-    if utcnow() - job.created_at < idle:
+    if created_at is None or utcnow() - created_at < idle:
         return  # a short job: whoever started it is still there
-    owner = session.get(User, job.owner_id)
+    owner = session.get(User, owner_id)
     if owner is None or not owner.ready_mail or watch.watched(job_id):
+        return
+    job = session.get(Job, job_id, populate_existing=True)  # as the transition left it
+    if job is None:
         return
     kind = documents.get(job.kind)
     title = kind.title if kind else job.kind

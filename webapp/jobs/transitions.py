@@ -56,6 +56,19 @@ def _error(msg: Msg | None) -> dict[str, Any]:
     return {"error_code": msg.code if msg else None, "error_params": msg.params if msg else None}
 
 
+#: What every transition's signal carries of the row as it changed it (receivers need no query).
+SIGNALLED = (
+    Job.id,
+    Job.kind,
+    Job.parent_id,
+    Job.batch_id,
+    Job.owner_id,
+    Job.origin,
+    Job.created_at,
+    Job.started_at,
+)
+
+
 def apply(
     session: Session,
     name: str,
@@ -72,7 +85,7 @@ def apply(
             sa.update(Job)
             .where(*where, Job.status == old)
             .values(status=to, **values)
-            .returning(Job.id, Job.kind, Job.parent_id, *returning)
+            .returning(*SIGNALLED, *returning)
         )
         for row in session.execute(statement).all():
             rows.append(row)
@@ -80,10 +93,9 @@ def apply(
                 name,
                 session=session,
                 job_id=row.id,
-                kind=row.kind,
                 old=old,
                 new=to,
-                parent_id=row.parent_id,
+                **{column.key: getattr(row, column.key) for column in SIGNALLED[1:]},
             )
     return rows
 
@@ -98,10 +110,9 @@ def insert(session: Session, job: Job) -> None:
         name,
         session=session,
         job_id=job.id,
-        kind=job.kind,
         old=None,
         new=job.status,
-        parent_id=job.parent_id,
+        **{column.key: getattr(job, column.key) for column in SIGNALLED[1:]},
     )
 
 
@@ -151,7 +162,7 @@ def claim(session: Session, job_id: str, worker: str) -> Any | None:
             "started_at": sa.func.coalesce(Job.started_at, now),
             **_step(Msg("starting")),
         },
-        returning=(Job.claims, Job.attempts, Job.max_attempts, Job.parent_id, Job.batch_id),
+        returning=(Job.claims, Job.attempts, Job.max_attempts),
     )
     if not rows:
         return None
