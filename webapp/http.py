@@ -9,6 +9,12 @@ from flask import Response, jsonify, redirect, request
 from webapp.messages import Msg
 
 
+def whole_number(text: str) -> bool:
+    """A form value that is a whole number a database integer holds: ASCII digits only
+    (`isdecimal`, not `isdigit`: "²" is a digit int() refuses), never a 5,000-digit one."""
+    return text.isascii() and text.isdecimal() and len(text) <= 18
+
+
 def is_htmx() -> bool:
     """The one place that decides whether a request came from htmx."""
     return bool(getattr(request, "htmx", False))

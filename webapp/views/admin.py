@@ -29,7 +29,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from webapp import audit, documents, jobs, metrics, monitor
 from webapp.auth import admin_required, user_for_bearer
 from webapp.extensions import db
-from webapp.http import api_error, see_other
+from webapp.http import api_error, see_other, whole_number
 from webapp.jobs.queues import QUEUES
 from webapp.models import AuditEntry, Job, JobStatus, OutboxItem, ScheduleRun, User
 
@@ -305,7 +305,7 @@ def _protocol_ids(text: str) -> tuple[list[int], list[str]]:
     from webapp.models import Protocol
 
     entries = [e.strip() for e in re.split(r"[,\n;]+", text or "") if e.strip()]
-    ids = [int(e) for e in entries if e.isascii() and e.isdecimal() and len(e) < 19]
+    ids = [int(e) for e in entries if whole_number(e)]
     numbers = [e for e in entries if not (e.isascii() and e.isdecimal())]
     found = (
         dict(

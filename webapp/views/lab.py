@@ -27,7 +27,7 @@ from webapp import jobs
 from webapp.downloads import send_artifact
 from webapp.errors import Conflict
 from webapp.extensions import db
-from webapp.http import is_htmx, see_other
+from webapp.http import is_htmx, see_other, whole_number
 from webapp.jobs import watch
 from webapp.lab import service
 from webapp.lab.records import local_today
@@ -60,11 +60,6 @@ def _form_back(key: str, fields: tuple[str, ...], exc: jobs.InvalidParams, to: s
     }
     flash(exc.msg.text() if not exc.fields else _("Check the marked fields."), "error")
     return see_other(to)
-
-
-def _digits(text: str) -> bool:
-    """A whole number a database integer holds (never a 5,000-digit one)."""
-    return text.isascii() and text.isdecimal() and len(text) <= 18
 
 
 def _day_arg() -> date:
@@ -119,7 +114,7 @@ def new_sample() -> ResponseReturnValue:
     """Register a sample that arrived and receive it at once (number + label)."""
     raw: dict[str, Any] = {name: request.form.get(name, "") for name in SAMPLE_FIELDS}
     vet = raw["veterinarian_id"]
-    raw["veterinarian_id"] = int(vet) if _digits(vet) else vet
+    raw["veterinarian_id"] = int(vet) if whole_number(vet) else vet
     try:
         protocol, _job = service.register_and_receive(raw, current_user)
     except jobs.InvalidParams as exc:
@@ -244,7 +239,7 @@ def work_orders() -> ResponseReturnValue:
 def new_work_order() -> ResponseReturnValue:
     vets = _veterinarians()
     asked = request.args.get("veterinarian_id", "")
-    vet_id = int(asked) if _digits(asked) else (vets[0].id if vets else None)
+    vet_id = int(asked) if whole_number(asked) else (vets[0].id if vets else None)
     protocols = db.session.scalars(
         sa.select(Protocol)
         .where(Protocol.veterinarian_id == vet_id, Protocol.number.is_not(None))
@@ -266,8 +261,8 @@ def new_work_order() -> ResponseReturnValue:
 def create_work_order() -> ResponseReturnValue:
     vet = request.form.get("veterinarian_id", "")
     raw = {
-        "veterinarian_id": int(vet) if _digits(vet) else 0,
-        "protocol_ids": [int(i) for i in request.form.getlist("protocol_id") if _digits(i)],
+        "veterinarian_id": int(vet) if whole_number(vet) else 0,
+        "protocol_ids": [int(i) for i in request.form.getlist("protocol_id") if whole_number(i)],
         "notes": request.form.get("notes", ""),
     }
     try:

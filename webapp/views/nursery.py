@@ -23,7 +23,7 @@ from flask_login import current_user, login_required
 
 from webapp import jobs
 from webapp.extensions import db
-from webapp.http import see_other
+from webapp.http import see_other, whole_number
 from webapp.i18n import FIELD_LABELS
 from webapp.messages import Msg
 from webapp.models import PottingLot
@@ -117,8 +117,7 @@ def print_labels() -> ResponseReturnValue:
 @login_required
 def reprint() -> ResponseReturnValue:
     """Start a label job for the checked rows (or one lot) with a number of copies."""
-    # isdecimal, not isdigit ("²" is a digit that int() refuses); the kind bounds the values.
-    ids = [int(i) for i in request.form.getlist("lot_id") if i.isascii() and i.isdecimal()]
+    ids = [int(i) for i in request.form.getlist("lot_id") if whole_number(i)]
     if not ids:
         return _back_with(Msg("no_rows_ticked").text())
     return _submit(lambda: {"lot_ids": ids, **_print_options(request.form)})
