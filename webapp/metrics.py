@@ -136,7 +136,8 @@ class LiveCollector:
         yield live
 
 
-def _redis() -> Any | None:
+def redis_client() -> Any | None:
+    """The broker's Redis client (None with the stub broker of unit tests)."""
     from dramatiq.brokers.stub import StubBroker
 
     broker = current_app.extensions["pressroom.broker"]
@@ -147,7 +148,7 @@ def queue_lengths() -> dict[str, int]:
     """Each queue's waiting messages (Dramatiq keeps `<ns>:<queue>` and its delay queue)."""
     from webapp.jobs.queues import QUEUES
 
-    client = _redis()
+    client = redis_client()
     lengths = dict.fromkeys(QUEUES, 0)
     if client is None:
         broker = current_app.extensions["pressroom.broker"]
@@ -168,7 +169,7 @@ def queue_lengths() -> dict[str, int]:
 def workers() -> list[tuple[str, float]]:
     """(worker "host:pid", seconds since its heartbeat) of the worker processes alive
     (workers/middleware.py WorkerHeartbeat beats every 10 s)."""
-    client = _redis()
+    client = redis_client()
     if client is None:
         return []
     now = time.time()

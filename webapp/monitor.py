@@ -143,11 +143,13 @@ def overview(paused: set[str]) -> Overview:
     hours = [(start + timedelta(hours=h), done_by_hour[h], failed_by_hour[h]) for h in range(24)]
 
     lengths = metrics.queue_lengths()
+    # Chunks and a bulk job's documents wait in the bulk queue, whole jobs in the other.
+    bulk = sa.or_(Job.parent_id.is_not(None), Job.batch_id.is_not(None))
     oldest = dict(
         db.session.execute(
-            sa.select(Job.parent_id.is_not(None), sa.func.min(Job.created_at))
+            sa.select(bulk, sa.func.min(Job.created_at))
             .where(Job.status == JobStatus.QUEUED)
-            .group_by(Job.parent_id.is_not(None))
+            .group_by(bulk)
         ).all()
     )
     queues = [

@@ -40,12 +40,8 @@ PAGE = 50
 BATCH_LIMIT = 10_000  # jobs one "all matching" action touches
 
 
-def _redis() -> Any | None:
-    return metrics._redis()
-
-
 def paused_queues() -> set[str]:
-    client = _redis()
+    client = metrics.redis_client()
     if client is None:
         return set()
     try:
@@ -172,7 +168,7 @@ def batch() -> ResponseReturnValue:
 def queue_state(queue: str, verb: str) -> ResponseReturnValue:
     if queue not in QUEUES:
         abort(404)
-    client = _redis()
+    client = metrics.redis_client()
     if client is None:
         flash(_("Queues can be paused only with Redis."), "error")
         return see_other(url_for("admin.index"))
