@@ -1,0 +1,23 @@
+"""sessions and tokens: revocable sessions, rotating remember-me, named API tokens
+
+Revision ID: 0005
+Revises: 0004
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
