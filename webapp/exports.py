@@ -22,8 +22,10 @@ keeps the first part's header and appends the rows of every part:
 from __future__ import annotations
 
 import csv
+import os
 import re
 import shutil
+import socket
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import xlsxwriter
+from xlsxwriter.exceptions import FileCreateError
 
 BOM = "\ufeff"
 XLSX_MAX_ROWS = 1_048_576 - 1  # data rows a sheet holds under its header
@@ -96,8 +99,12 @@ class XlsxRows:
         sheet_name: str = "Sheet1",
     ) -> None:
         # Constant-memory mode spools the rows' XML to a temp file (and assembles the sheet in
-        # another): in a folder of our own, so an abort leaves nothing behind.
-        self.tmpdir = tempfile.mkdtemp(prefix="pressroom-xlsx-")
+        # another): in a folder of our own, so an abort leaves nothing behind. Beside `out`, on
+        # the disk whose free space the engine checks, named like the engine's temp files
+        # (webapp/jobs/artifacts.py), so that the reaper removes a dead worker's at once.
+        self.tmpdir = tempfile.mkdtemp(
+            prefix=f"{os.getpid()}@{socket.gethostname()}.xlsx-", dir=out.parent
+        )
         self.book = xlsxwriter.Workbook(str(out), {"constant_memory": True, "tmpdir": self.tmpdir})
         # Pinned to the data, not "now": identical input gives identical bytes.
         self.book.set_properties({"created": created or datetime(2000, 1, 1)})
@@ -133,6 +140,12 @@ class XlsxRows:
     def close(self) -> None:
         try:
             self.book.close()
+        except FileCreateError as exc:
+            # xlsxwriter wraps the OSError of a full or failing disk: the engine needs its errno.
+            cause = exc.args[0] if exc.args else None
+            if isinstance(cause, OSError):
+                raise cause from None
+            raise
         finally:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 

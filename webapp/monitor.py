@@ -56,6 +56,7 @@ class Overview:
     disk_free: int
     disk_total: int
     totals: dict[str, int] = field(default_factory=dict)
+    disk_low: bool = False  # less free than DISK_LOW_MB: the page warns
 
     @property
     def failure_day(self) -> float | None:
@@ -68,6 +69,29 @@ class Overview:
         done = sum(k.done_hour for k in self.kinds)
         failed = sum(k.failed_hour for k in self.kinds)
         return failed / (done + failed) if done + failed else None
+
+
+@dataclass(frozen=True)
+class DiskSpace:
+    """The disk the workers write to (ARTIFACT_DIR: temp files and merges are local whatever
+    the store); `low` below DISK_LOW_MB free."""
+
+    free: int
+    total: int
+    low_below: int
+
+    @property
+    def low(self) -> bool:
+        return self.free < self.low_below
+
+
+def disk_space() -> DiskSpace:
+    folder = Path(current_app.config["ARTIFACT_DIR"])
+    while not folder.exists() and folder != folder.parent:  # not made yet: its nearest parent
+        folder = folder.parent
+    usage = shutil.disk_usage(folder)
+    low = int(float(current_app.config["DISK_LOW_MB"]) * 1_000_000)
+    return DiskSpace(usage.free, usage.total, low)
 
 
 DURATION_SAMPLE = 500  # the newest done jobs per kind that p50/p95 are taken over
@@ -183,8 +207,7 @@ def overview(paused: set[str]) -> Overview:
         ).all()
     )
     stored = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Artifact.size), 0))) or 0
-    folder = Path(current_app.config["ARTIFACT_DIR"])
-    usage = shutil.disk_usage(folder if folder.exists() else folder.parent)
+    usage = disk_space()
     return Overview(
         now=now,
         queues=queues,
@@ -198,6 +221,7 @@ def overview(paused: set[str]) -> Overview:
         disk_free=usage.free,
         disk_total=usage.total,
         totals=totals,
+        disk_low=usage.low,
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import time
 from datetime import timedelta
@@ -14,6 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
+from webapp import storage
 from webapp.db import write_txn
 from webapp.extensions import db
 from webapp.jobs import artifacts, batches, outbox, transitions
@@ -87,6 +87,8 @@ def reap() -> dict[str, int]:
         if not dead and job.heartbeat_at and job.heartbeat_at >= stale_before:
             continue
         why = Msg("worker_stopped" if dead else "worker_silent")
+        if dead and job.worker:  # what the dead process was writing is nobody's any more
+            artifacts.remove_temp_of(job.worker)
         with write_txn() as session:
             if job.attempts >= job.max_attempts:
                 gave_up = Msg(why.code, {"attempts": job.attempts})
@@ -94,6 +96,9 @@ def reap() -> dict[str, int]:
                     failed += 1
                     if job.parent_id:
                         transitions.fail(session, job.parent_id, None, gave_up)
+                    if job.parent_id or job.chunks_total:  # the batch ended: its parts go now
+                        batch = job.parent_id or job.id
+                        artifacts.store().delete_prefix(batches.part_prefix(batch))
                 continue
             if transitions.reap(session, job, why):
                 requeued.append((job.id, job.parent_id is not None or job.batch_id is not None))
@@ -141,7 +146,7 @@ def expire() -> dict[str, int]:
                 sa.select(sa.func.count(Artifact.id)).where(Artifact.path == path)
             )
             if not shared:
-                artifacts.remove(artifacts.root() / path)
+                artifacts.delete(path)
             files += 1
     # Temp files of workers that died mid-write (older than any running job could be).
     tmp = artifacts.root() / "tmp"
@@ -154,24 +159,53 @@ def expire() -> dict[str, int]:
     # Parts of batches that ended without a merge (cancelled, failed): nothing reads them any
     # more and nothing else removes them. Checked and removed under the write lock, which a
     # chunk also holds to publish, so no part can land in a folder being removed.
-    parts = batches.parts_root()
+    store = artifacts.store()
     folders = 0
-    for folder in sorted(parts.iterdir()) if parts.is_dir() else []:
+    for name in store.folders("chunks/"):
         with write_txn() as session:
-            status = session.scalar(sa.select(Job.status).where(Job.id == folder.name))
+            status = session.scalar(sa.select(Job.status).where(Job.id == name))
             if status not in LIVE_STATUSES:
-                shutil.rmtree(folder, ignore_errors=True)
+                store.delete_prefix(batches.part_prefix(name))
                 folders += 1
-    if files or removed or folders:
+    orphans = 0 if isinstance(store, storage.LocalStorage) else _remove_orphans(store, cutoff)
+    if files or removed or folders or orphans:
         log.info(
-            "retention: %d files expired (%d jobs), %d stale temp files and %d folders of "
-            "unmerged parts removed",
+            "retention: %d files expired (%d jobs), %d stale temp files, %d folders of "
+            "unmerged parts and %d unrecorded objects removed",
             files,
             jobs,
             removed,
             folders,
+            orphans,
         )
-    return {"files": files, "jobs": jobs, "temp_files": removed, "chunk_folders": folders}
+    return {
+        "files": files,
+        "jobs": jobs,
+        "temp_files": removed,
+        "chunk_folders": folders,
+        "orphans": orphans,
+    }
+
+
+def _remove_orphans(store: storage.Storage, cutoff: float) -> int:
+    """Objects of a remote store that no artifact row names, older than any running job: an
+    upload whose transaction never committed (upload then record: a lost lease, a crash).
+    Checked and removed under the write lock, under which a worker records its upload."""
+    candidates = [
+        item.key
+        for item in store.iter()
+        if item.modified < cutoff and not item.key.startswith(("chunks/", "tmp/"))
+    ]
+    removed = 0
+    for start in range(0, len(candidates), 500):
+        batch = candidates[start : start + 500]
+        with write_txn() as session:
+            named = set(session.scalars(sa.select(Artifact.path).where(Artifact.path.in_(batch))))
+            for key in batch:
+                if key not in named:
+                    store.delete(key)
+                    removed += 1
+    return removed
 
 
 def _mtime(path: Path) -> float:

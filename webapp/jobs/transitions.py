@@ -116,6 +116,23 @@ def insert(session: Session, job: Job) -> None:
     )
 
 
+def _within_total(value: Any) -> Any:
+    """`value` for progress_done, kept within 0..progress_total in SQL, whatever a re-run chunk,
+    a retry or a late count adds or takes back (a batch once read 19,400 of 10,200)."""
+    return sa.case((value > Job.progress_total, Job.progress_total), (value < 0, 0), else_=value)
+
+
+def _chunk_progress(session: Session, job_id: str, claims: int) -> int:
+    """What a running chunk has added to its parent, read in the write transaction that takes
+    it back (a snapshot read before it may be older: the chunk kept counting meanwhile)."""
+    done = session.scalar(
+        sa.select(Job.progress_done)
+        .where(*_lease(job_id, claims), Job.status == R)
+        .with_for_update()
+    )
+    return int(done or 0)
+
+
 def _lease(job_id: str, claims: int) -> list[Any]:
     """A worker's lease: the row as its claim left it (`claims` is never reset, `attempts` is)."""
     return [Job.id == job_id, Job.claims == claims]
@@ -191,25 +208,23 @@ def progress(
     """Progress and heartbeat under the lease; a chunk also moves its parent by `delta`; a
     job over many records reports its `items` {done, failed, skipped}."""
     now = utcnow()
-    values: dict[str, Any] = {"heartbeat_at": now, "progress_done": done, **_step(step)}
+    values: dict[str, Any] = {
+        "heartbeat_at": now,
+        "progress_done": _within_total(sa.literal(done)),
+        **_step(step),
+    }
     if items is not None:
         values["items"] = items
     if not apply(session, "progress", _lease(job_id, claims), values):
         return False
     if parent_id is None:
         return True
-    moved = Job.progress_done + delta  # never past the total, whatever a re-run chunk reports
     return bool(
         apply(
             session,
             "progress",
             [Job.id == parent_id],
-            {
-                "heartbeat_at": now,
-                "progress_done": sa.case(
-                    (moved > Job.progress_total, Job.progress_total), else_=moved
-                ),
-            },
+            {"heartbeat_at": now, "progress_done": _within_total(Job.progress_done + delta)},
         )
     )
 
@@ -255,6 +270,8 @@ def retry_later(
     reported: int = 0,
 ) -> bool:
     """running → queued with a delay; a chunk takes back what it had added to its parent."""
+    if parent_id:
+        reported = _chunk_progress(session, job_id, claims)
     if not apply(
         session,
         "retry_later",
@@ -273,7 +290,7 @@ def retry_later(
             session,
             "progress",
             [Job.id == parent_id],
-            {"progress_done": Job.progress_done - reported},
+            {"progress_done": _within_total(Job.progress_done - reported)},
         )
     return True
 
@@ -282,7 +299,9 @@ def reap(session: Session, job: Any, error: Msg) -> bool:
     """A running job whose worker died or went silent: back to queued, sent again now.
 
     `job` is the reaper's snapshot (id, claims, parent_id, progress_done): the compare-and-set
-    is on the claim the reaper judged, never on a newer one."""
+    is on the claim the reaper judged, never on a newer one. A chunk takes back what it has
+    added to its parent as it is now, not as the snapshot saw it."""
+    added = _chunk_progress(session, job.id, job.claims) if job.parent_id else 0
     if not apply(
         session,
         "reap",
@@ -296,12 +315,12 @@ def reap(session: Session, job: Any, error: Msg) -> bool:
         },
     ):
         return False
-    if job.parent_id and job.progress_done:
+    if job.parent_id and added:
         apply(
             session,
             "progress",
             [Job.id == job.parent_id],
-            {"progress_done": Job.progress_done - job.progress_done},
+            {"progress_done": _within_total(Job.progress_done - added)},
         )
     return True
 
@@ -359,7 +378,7 @@ def fan_out(session: Session, job_id: str, claims: int, children: int, skipped: 
             _lease(job_id, claims),
             {
                 "chunks_total": children,
-                "progress_done": Job.chunks_done + skipped,
+                "progress_done": _within_total(Job.chunks_done + skipped),
                 "items": {"skipped": skipped},
                 "heartbeat_at": utcnow(),
                 **_step(Msg("waiting_documents", {"count": children})),
@@ -376,7 +395,7 @@ def item_ended(session: Session, batch_id: str) -> tuple[int, int] | None:
         [Job.id == batch_id],
         {
             "chunks_done": Job.chunks_done + 1,
-            "progress_done": Job.progress_done + 1,
+            "progress_done": _within_total(Job.progress_done + 1),
             "heartbeat_at": utcnow(),
         },
         returning=(Job.chunks_done, Job.chunks_total),

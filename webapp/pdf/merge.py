@@ -9,8 +9,10 @@ one step: ~0.5 s for 10,000 pages.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, Any, BinaryIO, cast
 
 import pikepdf
 
@@ -40,6 +42,61 @@ def _pages(source: pikepdf.Pdf) -> list[pikepdf.Dictionary]:
     return pages
 
 
+class _Sink(io.RawIOBase):
+    """The file qpdf writes to, which never lets a write error reach qpdf.
+
+    qpdf throws a C++ exception when a write fails; with `deterministic_id` it throws it where
+    nothing catches it, and the process gets `std::terminate` (SIGABRT): a full disk killed the
+    worker and, with it, Dramatiq's whole pool. Here the first OSError is kept, later writes are
+    dropped, and `save_pdf` raises the error in Python once qpdf has returned."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        super().__init__()
+        self.target = target
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        if self.error is None:
+            try:
+                self.target.write(view)
+            except OSError as exc:
+                self.error = exc
+        return view.nbytes
+
+    def flush(self) -> None:
+        if self.error is None:
+            try:
+                self.target.flush()
+            except OSError as exc:
+                self.error = exc
+
+
+#: How every PDF of ours is saved: the same inputs give the same bytes.
+SAVE_OPTIONS: dict[str, Any] = {
+    "deterministic_id": True,
+    "compress_streams": True,
+    "object_stream_mode": pikepdf.ObjectStreamMode.generate,
+}
+
+
+def save_pdf(document: pikepdf.Pdf, out: Path | IO[bytes]) -> None:
+    """Save `document` to the file `out` (or a binary stream) with `SAVE_OPTIONS`; a disk that
+    cannot take it raises OSError (ENOSPC, EIO …) here, in Python, never inside qpdf."""
+    if not isinstance(out, Path | str):
+        document.save(cast(BinaryIO, out), **SAVE_OPTIONS)
+        return
+    with open(out, "wb", buffering=1 << 20) as fh:
+        sink = _Sink(fh)
+        document.save(cast(BinaryIO, sink), **SAVE_OPTIONS)
+        if sink.error is not None:
+            raise sink.error
+        fh.flush()
+
+
 def merge_pdfs(paths: Sequence[Path], out: Path) -> int:
     """Write the pages of `paths`, in order, to `out`; returns the number of pages.
 
@@ -60,12 +117,7 @@ def merge_pdfs(paths: Sequence[Path], out: Path) -> int:
             tree.Count = len(kids)
             if sources and "/Info" in sources[0].trailer:
                 merged.trailer.Info = merged.copy_foreign(sources[0].trailer.Info)
-            merged.save(
-                out,
-                deterministic_id=True,
-                compress_streams=True,
-                object_stream_mode=pikepdf.ObjectStreamMode.generate,
-            )
+            save_pdf(merged, out)
             return len(kids)
     finally:
         for source in sources:
