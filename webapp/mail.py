@@ -125,9 +125,8 @@ def build(item: dict[str, Any]) -> EmailMessage:
     msg["Date"] = formatdate(localtime=False)
     msg.set_content(item["body"])
     for attachment in item.get("attachments", []):
-        path = artifacts.root() / attachment["path"]
-        try:
-            data = path.read_bytes()
+        try:  # from the store (the artifact folder, or S3)
+            data = artifacts.store().read_bytes(attachment["path"])
         except FileNotFoundError:
             raise PermanentError("mail_attachment_missing", name=attachment["name"]) from None
         kind = attachment.get("type") or mimetypes.guess_type(attachment["name"])[0]

@@ -1,13 +1,18 @@
-"""Artifact files: written to a temp file, fsynced, renamed; never rewritten in place."""
+"""Artifact files: rendered to a local temp file, then published to the store (webapp/storage.py:
+the artifact folder, or S3) under their content address; never rewritten in place."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import secrets
+import shutil
+import socket
 from pathlib import Path
 
 from flask import current_app
+
+from webapp import storage
 
 
 def root() -> Path:
@@ -15,10 +20,35 @@ def root() -> Path:
 
 
 def temp_path(suffix: str) -> Path:
-    """A fresh temp file path inside the artifact directory (same file system: rename is atomic)."""
+    """A fresh temp file path inside the artifact directory (same file system: rename is atomic),
+    named after the process that writes it, so the reaper removes a dead worker's at once."""
     tmp = root() / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    return tmp / f"{secrets.token_hex(8)}{suffix}.part"
+    owner = temp_owner(os.getpid(), socket.gethostname())
+    return tmp / f"{owner}{secrets.token_hex(8)}{suffix}.part"
+
+
+def temp_owner(pid: int, host: str) -> str:
+    """The prefix of the temp files (and folders: webapp/exports.py) of process `pid`."""
+    return f"{pid}@{host}."
+
+
+def remove_temp_of(worker: str) -> int:
+    """Remove the temp files and folders of `worker` ("host:pid"), a process that is gone."""
+    host, _, pid = worker.rpartition(":")
+    tmp = root() / "tmp"
+    if not pid.isdigit() or not tmp.is_dir():
+        return 0
+    prefix = temp_owner(int(pid), host)
+    removed = 0
+    for path in tmp.iterdir():
+        if path.name.startswith(prefix):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def sha256_of(path: Path) -> str:
@@ -37,21 +67,23 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def publish(tmp: Path, relative: str) -> Path:
-    """Move a finished temp file to its final name atomically; an existing twin is kept as is."""
-    final = root() / relative
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fsync_file(tmp)
-    if final.exists():  # content-addressed: the same name means the same bytes
-        tmp.unlink(missing_ok=True)
-    else:
-        os.replace(tmp, final)
-        dir_fd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return final
+def store() -> storage.Storage:
+    return storage.current()
+
+
+def stage(tmp: Path, relative: str) -> None:
+    """Upload `tmp` before the publishing transaction (a remote store; a no-op on local disk),
+    so that the transaction only checks that the object is there."""
+    store().stage(tmp, relative)
+
+
+def publish(tmp: Path, relative: str) -> None:
+    """Move a finished temp file to its final key atomically; an existing twin is kept as is."""
+    store().put(tmp, relative)
+
+
+def exists(relative: str) -> bool:
+    return store().exists(relative)
 
 
 def content_path(sha256: str, suffix: str) -> str:
@@ -59,4 +91,22 @@ def content_path(sha256: str, suffix: str) -> str:
 
 
 def remove(path: Path) -> None:
+    """A local temp file."""
     path.unlink(missing_ok=True)
+
+
+def delete(relative: str) -> None:
+    """A published file (retention)."""
+    store().delete(relative)
+
+
+def local_copy(relative: str, dest: Path) -> Path:
+    """A local path with the file's bytes: the file itself on local disk, else a download to
+    `dest` (a temp path the caller removes). FileNotFoundError when it is gone."""
+    path = store().local_path(relative)
+    if path is not None:
+        if not path.is_file():
+            raise FileNotFoundError(relative)
+        return path
+    store().fetch(relative, dest)
+    return dest

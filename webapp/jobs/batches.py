@@ -8,7 +8,6 @@ chunk that completes the set merges the parts (the kind's `merge`) under a lease
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,7 @@ def split(lease: Lease, job: Job, parts: list[Part]) -> None:
         # possibly changed data) must not be merged into this one: part paths are per index,
         # not per content, and publish() keeps an existing file. Old chunks can no longer
         # publish (their rows are gone, so their compare-and-set fails).
-        shutil.rmtree(part_dir(job.id), ignore_errors=True)
+        artifacts.store().delete_prefix(part_prefix(job.id))
     log.info("job %s split into %d chunks", job.id, len(parts))
 
 
@@ -74,18 +73,28 @@ def part_path(parent_id: str, index: int, suffix: str) -> Path:
     return part_dir(parent_id) / f"{index:05d}{suffix}"
 
 
+def part_prefix(parent_id: str) -> str:
+    """The store's keys of a split job's parts (the same folder on local disk)."""
+    return f"chunks/{parent_id}/"
+
+
+def part_key(parent_id: str, index: int, suffix: str) -> str:
+    return f"{part_prefix(parent_id)}{index:05d}{suffix}"
+
+
 def finish_chunk(lease: Lease, out: Path, index: int) -> int | None:
     """Publish the part and count it on the parent. → the parent's claim when this chunk
     completed the set (this worker merges under it), else None."""
     assert lease.parent_id is not None
+    key = part_key(lease.parent_id, index, lease.suffix)
+    artifacts.stage(out, key)  # a remote store: uploaded before the transaction
     with write_txn() as session:
         counted = transitions.chunk_done(
             session, lease.job_id, lease.claims, lease.parent_id, lease.worker
         )
         if counted is None:
             raise LeaseLost(lease.job_id)
-        target = part_path(lease.parent_id, index, lease.suffix)
-        artifacts.publish(out, str(target.relative_to(artifacts.root())))
+        artifacts.publish(out, key)
     done, total, parent_claims = counted
     return parent_claims if done == total else None
 
@@ -111,8 +120,14 @@ def merge(kind: DocumentKind, lease: Lease) -> None:
     parent = db.session.get(Job, lease.job_id)
     assert parent is not None
     lease.progress(parent.progress_total, "merging_parts", force=True, parts=parent.chunks_total)
-    paths = [part_path(parent.id, i, kind.suffix) for i in range(parent.chunks_total)]
-    missing = [p.name for p in paths if not p.exists()]
+    # Merged on local disk: the parts themselves there, else downloaded into temp files.
+    paths, missing = [], []
+    for index in range(parent.chunks_total):
+        key = part_key(parent.id, index, kind.suffix)
+        try:
+            paths.append(artifacts.local_copy(key, lease.temp_path()))
+        except FileNotFoundError:
+            missing.append(key.rsplit("/", 1)[1])
     if missing:
         raise PermanentError("parts_missing", parts=", ".join(missing))
     out = lease.temp_path()
@@ -120,7 +135,7 @@ def merge(kind: DocumentKind, lease: Lease) -> None:
     lease.finish(out, kind.media_type)
     with write_txn() as session:
         session.execute(sa.delete(Job).where(Job.parent_id == parent.id))
-    shutil.rmtree(part_dir(parent.id), ignore_errors=True)
+    artifacts.store().delete_prefix(part_prefix(parent.id))
 
 
 # -- bulk work over many documents (a regeneration) ----------------------------------------------
