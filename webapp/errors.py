@@ -89,5 +89,30 @@ class TransientError(RenderError):
     """Worth another attempt later (a busy server, a broken connection …)."""
 
 
+class DatabaseBusy(TransientError):
+    """A write could not get the database in time (its write lock is held, it is read-only, its
+    disk failed): the web answers 503 with Retry-After, a worker tries again later. `holder`
+    names who held the lock ("pid 1234 (worker) since 12:01:03 UTC"), when that is known."""
+
+    status = 503
+    api_code = "database_busy"
+    retry_after_s = 5
+
+    def __init__(self, holder: str | None = None, *, reason: str = "locked") -> None:
+        self.holder = holder
+        self.reason = reason  # locked, readonly, io, unavailable
+        super().__init__("database_busy", holder=describe_unavailable(reason, holder))
+
+
+def describe_unavailable(reason: str, holder: str | None = None) -> str:
+    """What keeps the database from being written, in English (logs, the API, /healthz)."""
+    if reason == "locked":
+        return f"locked by {holder}" if holder else "locked by another process"
+    return {
+        "readonly": "the database is read-only",
+        "io": "the database's disk failed (disk I/O error or disk full)",
+    }.get(reason, "the database cannot be reached")
+
+
 class LeaseLost(Exception):
     """The row changed under the worker (cancelled, re-queued, failed): stop and publish nothing."""

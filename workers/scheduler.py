@@ -10,6 +10,7 @@ import time
 
 from webapp import create_app, schedules
 from webapp.db import analyze
+from webapp.errors import DatabaseBusy
 from webapp.jobs.reaper import expire, reap
 from workers.stopflag import StopFlag
 
@@ -37,6 +38,8 @@ def main() -> None:
                     analyze()
                     expire()
                     next_expire = time.monotonic() + EXPIRE_EVERY_S
+            except DatabaseBusy as exc:  # a held lock, a read-only file: said in one line
+                log.warning("scheduler pass skipped: %s", exc)
             except Exception:  # keep going: the next pass may well succeed (db or redis back)
                 log.exception("scheduler pass failed")
             finally:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from webapp.db import write_txn
-from webapp.errors import LeaseLost, PermanentError
+from webapp.errors import DatabaseBusy, LeaseLost, PermanentError
 from webapp.jobs import artifacts, transitions
 from webapp.jobs.submit import keep_artifact, kind_of, send
 from webapp.messages import Msg
@@ -100,17 +100,25 @@ class Lease:
         if not force and now - self.last_write < self.min_interval:
             return
         self.last_write = now
-        with write_txn() as session:
-            alive = transitions.progress(
-                session,
-                self.job_id,
-                self.claims,
-                done,
-                Msg(step, params) if step else None,
-                parent_id=self.parent_id,
-                delta=done - self.reported,
-                items=items,
-            )
+        try:
+            with write_txn() as session:
+                alive = transitions.progress(
+                    session,
+                    self.job_id,
+                    self.claims,
+                    done,
+                    Msg(step, params) if step else None,
+                    parent_id=self.parent_id,
+                    delta=done - self.reported,
+                    items=items,
+                )
+        except DatabaseBusy as exc:
+            if force:
+                raise
+            # A throttled report is only news: the work goes on and the next report carries
+            # the count (the reaper's stale check allows for far longer than a busy lock).
+            log.warning("job %s: progress not written (%s); rendering on", self.job_id, exc)
+            return
         if not alive:
             raise LeaseLost(self.job_id)
         self.reported = done
@@ -122,6 +130,9 @@ class Lease:
         sha = artifacts.sha256_of(tmp)
         size = tmp.stat().st_size
         relative = artifacts.content_path(sha, self.suffix)
+        # Upload then record: a remote store gets the bytes before the transaction (the row is
+        # written only once they are there); inside it publish() checks they still are.
+        artifacts.stage(tmp, relative)
         with write_txn() as session:
             job = session.get(Job, self.job_id, with_for_update=True)  # (PostgreSQL: vs a cancel)
             if job is None or job.status != JobStatus.RUNNING or job.claims != self.claims:
@@ -140,7 +151,7 @@ class Lease:
                 session.add(artifact)
             # Different bytes for the same input: a regeneration after a template change (the
             # input is the data, not the code). The newest rendering is the document from now.
-            if artifact.sha256 != sha or not (artifacts.root() / artifact.path).exists():
+            if artifact.sha256 != sha or not artifacts.exists(artifact.path):
                 artifacts.publish(tmp, relative)
                 artifact.sha256, artifact.path, artifact.size = sha, relative, size
                 artifact.created_at = utcnow()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from dramatiq.brokers.stub import StubBroker
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from webapp import monitor
+from webapp.db import write_problem
 from webapp.extensions import db
 
 bp = Blueprint("health", __name__)
@@ -14,13 +18,21 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
-    """200 when the database and Redis answer, 503 otherwise."""
+    """200 when the database (reads and writes) and Redis answer, 503 otherwise; `disk` tells
+    the free space of the artifacts' disk, and status "low" (still 200) when it runs low."""
     checks = {}
     try:
         db.session.execute(sa.text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # report, never raise: this page must answer
         checks["database"] = f"error: {exc.__class__.__name__}"
+    finally:
+        db.session.rollback()  # end the read: the write probe below uses its own connection
+    if checks["database"] == "ok":
+        # A database that answers reads may still refuse writes: locked, read-only, disk failed.
+        problem = write_problem(timeout=1.0)
+        if problem is not None:
+            checks["database"] = f"error: cannot be written: {problem}"
     broker = current_app.extensions["pressroom.broker"]
     try:
         if isinstance(broker, StubBroker):  # unit tests: nothing to reach
@@ -31,4 +43,25 @@ def healthz() -> ResponseReturnValue:
     except Exception as exc:
         checks["redis"] = f"error: {exc.__class__.__name__}"
     healthy = all(v.startswith("ok") for v in checks.values())
-    return jsonify(status="ok" if healthy else "error", checks=checks), 200 if healthy else 503
+    disk = _disk()
+    status = "error" if not healthy else "low" if disk.get("low") else "ok"
+    return jsonify(status=status, checks=checks, disk=disk), 200 if healthy else 503
+
+
+def _disk() -> dict[str, Any]:
+    """The artifacts' disk: free and total bytes, and `low` below DISK_LOW_MB.
+
+    A low or even full disk keeps the answer 200 (status "low"): the web process still serves
+    pages, status reads and finished files, and a job that cannot be written fails saying so
+    (webapp/jobs/runner.py); taking the web out of a load balancer would stop all of that.
+    Monitoring alerts on `status == "low"` (or `disk.free_bytes`), the admin page shows it."""
+    try:
+        space = monitor.disk_space()
+    except OSError as exc:  # report, never raise
+        return {"error": exc.__class__.__name__}
+    return {
+        "free_bytes": space.free,
+        "total_bytes": space.total,
+        "low_below_bytes": space.low_below,
+        "low": space.low,
+    }
