@@ -134,28 +134,131 @@ def _user_by_email(email: str) -> User | None:
     ).first()
 
 
+@users_cli.command("set-password")
+@click.argument("email")
+@click.option("--password", help="Asked for when left out.")
+def users_set_password(email: str, password: str | None) -> None:
+    """Give EMAIL a new password; it is logged out everywhere (sessions and remember-me)."""
+    from webapp.auth import change_password
+
+    user = _user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    if not password:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 4:
+        raise click.ClickException("The password must have at least 4 characters.")
+    change_password(user.id, password)
+    click.echo(f"New password set for {user.email}; its sessions have ended.")
+
+
 @tokens_cli.command("create")
 @click.argument("email")
-def tokens_create(email: str) -> None:
+@click.option("--name", default="", help="What the token is for (shown by 'tokens list').")
+@click.option(
+    "--expires-days", type=click.IntRange(min=1), help="Valid this many days (default: no end)."
+)
+def tokens_create(email: str, name: str, expires_days: int | None) -> None:
     """Create an API token for EMAIL; the token is printed alone on the last line."""
+    from datetime import timedelta
+
     from webapp.auth import create_token
+    from webapp.models import utcnow
 
     user = _user_by_email(email)
     if user is None:
         raise click.ClickException(f"No user with email {email}; create one with 'users create'.")
-    token = create_token(user)
-    click.echo(f"API token for {user.email} (shown once; store it safely):")
+    expires = utcnow() + timedelta(days=expires_days) if expires_days else None
+    token = create_token(user, name=name, expires_at=expires)
+    until = f", valid until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+    click.echo(f"API token for {user.email}{until} (shown once; store it safely):")
     click.echo(token)
+
+
+@tokens_cli.command("list")
+@click.option("--user", "email", help="Only the tokens of this user.")
+def tokens_list(email: str | None) -> None:
+    """The API tokens: id, user, name, created, last used, expires (times in UTC)."""
+    from sqlalchemy.orm import joinedload
+
+    from webapp.auth import last_uses
+    from webapp.models import ApiToken, utcnow
+
+    query = sa.select(ApiToken).options(joinedload(ApiToken.user)).order_by(ApiToken.id)
+    if email:
+        user = _user_by_email(email)
+        if user is None:
+            raise click.ClickException(f"No user with email {email}.")
+        query = query.where(ApiToken.user_id == user.id)
+    rows = list(db.session.scalars(query))
+    if not rows:
+        click.echo("No API tokens.")
+        return
+    used = last_uses(rows)
+    now = utcnow()
+
+    def when(moment: object) -> str:
+        return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
+
+    table = [("ID", "USER", "NAME", "CREATED", "LAST USED", "EXPIRES")]
+    for row in rows:
+        expires = when(row.expires_at) if row.expires_at else "never"
+        if row.expires_at and row.expires_at <= now:
+            expires += " (expired)"
+        table.append(
+            (
+                str(row.id),
+                row.user.email,
+                row.name or "-",
+                when(row.created_at),
+                when(used[row.id]),
+                expires,
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Revoke the API token TOKEN_ID (see 'tokens list'): it stops working at once."""
+    from webapp.auth import revoke_token
+
+    email = revoke_token(token_id)
+    if email is None:
+        raise click.ClickException(f"No API token with id {token_id}; see 'tokens list'.")
+    click.echo(f"Revoked API token {token_id} of {email}.")
 
 
 @lots_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def lots_import(file: Path) -> None:
-    """Import potting lots from a CSV file (upsert by lot_number; all rows or none)."""
-    from webapp.nursery.importer import ImportFailed, import_csv
+@click.option(
+    "--locale",
+    type=click.Choice(("en", "nl", "es")),
+    default="en",
+    show_default=True,
+    help="How to read dates and numbers the file leaves ambiguous (en, nl, es).",
+)
+@click.option("--dry-run", is_flag=True, help="Check every row and say what would change.")
+def lots_import(file: Path, locale: str, dry_run: bool) -> None:
+    """Import potting lots from a CSV or Excel (.xlsx) file (upsert by lot number; all rows or
+    none). Columns are found by their names (English, Dutch or Spanish), as in the browser."""
+    from webapp.nursery.importer import ImportFailed, Options, commit, plan_file
 
     try:
-        result = import_csv(file.read_bytes())
+        plan = plan_file(file.read_bytes(), Options(locale))
+        if dry_run:
+            if not plan.ok:
+                raise ImportFailed(plan.errors())
+            counts = plan.counts()
+            click.echo(
+                f"Dry run, nothing imported: {len(plan.rows)} rows: {counts['new']} new, "
+                f"{counts['updated']} updated, {counts['unchanged']} unchanged."
+            )
+            return
+        result = commit(plan)
     except ImportFailed as exc:
         for error in exc.errors:
             click.echo(f"{file}: {error}", err=True)

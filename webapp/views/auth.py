@@ -5,16 +5,24 @@ from __future__ import annotations
 import secrets
 
 import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import BooleanField, EmailField, PasswordField, SelectField
 from wtforms.validators import DataRequired
 
-from webapp.auth import safe_next
+from webapp.auth import (
+    MIN_PASSWORD_LENGTH,
+    change_password,
+    end_session,
+    login_limits,
+    note_failed_login,
+    safe_next,
+    start_session,
+)
 from webapp.db import write_txn
 from webapp.extensions import db
 from webapp.models import User
@@ -41,8 +49,11 @@ def unknown_account_check(password: str) -> None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@login_limits
 def login() -> ResponseReturnValue:
-    """Show the login form; on success go back to where the user was."""
+    """Show the login form; on success go back to where the user was. Failed attempts are
+    throttled per account and per address (webapp/auth.py): past the limit, 429 until the
+    window has passed, whatever the password."""
     form = LoginForm()
     next_url = safe_next(request.values.get("next"))
     if form.validate_on_submit():
@@ -54,9 +65,9 @@ def login() -> ResponseReturnValue:
         elif user.check_password(form.password.data):
             # Permanent: the cookie is re-signed on every request (polls included), so a page
             # left open all day keeps its session and with it the CSRF token in its forms.
-            session.permanent = True
-            login_user(user, remember=True)
+            start_session(user)
             return redirect(next_url or url_for("nursery.potting_lots"))
+        note_failed_login()
         form.password.errors.append(_("Wrong email or password. Check both and try again."))
     elif request.args.get("expired"):
         flash(_("Your session expired. Log in again to continue where you were."), "info")
@@ -65,7 +76,11 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    """End the session (also when it already ended: never a login detour back to a POST)."""
+    """End the session (also when it already ended: never a login detour back to a POST):
+    the session cookie stops working even where it was saved, and so does this browser's
+    remember-me cookie."""
+    if current_user.is_authenticated:
+        end_session(current_user.id)
     logout_user()
     return redirect(url_for("auth.login"))
 
@@ -99,6 +114,12 @@ class AccountForm(FlaskForm):
     ready_mail = BooleanField()
 
 
+class PasswordForm(FlaskForm):
+    current = PasswordField(validators=[DataRequired()])
+    new = PasswordField(validators=[DataRequired()])
+    repeat = PasswordField(validators=[DataRequired()])
+
+
 @bp.route("/account", methods=["GET", "POST"])
 @login_required
 def account() -> ResponseReturnValue:
@@ -113,4 +134,33 @@ def account() -> ResponseReturnValue:
             )
         flash(_("Your settings are saved."), "success")
         return redirect(url_for("auth.account"), code=303)
-    return render_template("auth/account.html", form=form)
+    return render_template("auth/account.html", form=form, password_form=PasswordForm(None))
+
+
+@bp.post("/account/password")
+@login_required
+def password() -> ResponseReturnValue:
+    """A new password: every other session and remember-me cookie of the user stops working;
+    this browser stays logged in (a new session and remember-me value)."""
+    form = PasswordForm()
+    if form.validate_on_submit():
+        if not current_user.check_password(form.current.data):
+            form.current.errors.append(_("This is not your current password."))
+        elif len(form.new.data) < MIN_PASSWORD_LENGTH:
+            form.new.errors.append(_("Use at least %(num)d characters.", num=MIN_PASSWORD_LENGTH))
+        elif form.new.data != form.repeat.data:
+            form.repeat.errors.append(_("The two new passwords differ. Type them again."))
+        else:
+            user_id = current_user.id
+            change_password(user_id, form.new.data)
+            db.session.expire_all()
+            user = db.session.get(User, user_id)
+            assert user is not None
+            start_session(user)
+            flash(
+                _("Your password is changed. Other browsers and devices are logged out."),
+                "success",
+            )
+            return redirect(url_for("auth.account"), code=303)
+    settings = AccountForm(locale=current_user.locale or "en", ready_mail=current_user.ready_mail)
+    return render_template("auth/account.html", form=settings, password_form=form)
