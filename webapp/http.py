@@ -50,13 +50,32 @@ def see_other(url: str) -> Any:
     return redirect(url, code=303)
 
 
+# The Content-Security-Policy of every answer: scripts and styles only from our own files under
+# /static (no inline <script>, no on*= handlers, no style= attributes, no eval: htmx is configured
+# without it in base.html), images of our own (the label preview) or data: URLs, no plugins, no
+# <base>, forms only to us. PDFs are downloaded or opened as a page of their own, never framed,
+# so `frame-ancestors 'none'` holds for files too. tests/unit/test_headers.py keeps the templates
+# free of inline script and style; the browser tests fail on any violation.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        # No page of ours can be framed, so the Cancel and Print buttons cannot be clickjacked.
+        "frame-ancestors 'none'",
+    )
+)
+
 # Headers every answer carries (a page that sets its own keeps it: the public protocol page
-# sends no referrer at all). `frame-ancestors 'none'`: no page of ours can be framed, so the
-# Cancel and Print buttons cannot be clickjacked.
+# sends no referrer at all).
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "Referrer-Policy": "same-origin",
 }
 
