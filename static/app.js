@@ -1,6 +1,8 @@
 // Pressroom's few lines of glue around htmx: errors shown in one place, the tab title, the
-// connection state while polling, the print panel (preview, counts) and one submit per click.
-// Everything here is an enhancement: every page works with plain forms and links.
+// connection state on every page and one submit per click (the print panel: nursery.js).
+// Everything here is an enhancement: every page works with plain forms and links. The pages run
+// under a strict CSP (webapp/http.py): behaviour lives here, bound by data- attributes, never in
+// inline scripts or on*= attributes of the templates.
 (function () {
   "use strict";
   const i18n = () => document.getElementById("i18n")?.dataset || {};
@@ -41,6 +43,31 @@
     if (event.detail.successful) netStatus(null);
   });
   window.addEventListener("offline", () => netStatus("offline"));
+  // Back online, or any request of a page's own (nursery.js) answered: the banner goes, on every
+  // page, polling or not.
+  window.addEventListener("online", () => netStatus(null));
+  window.addEventListener("pressroom:online", () => netStatus(null));
+  window.addEventListener("pressroom:offline", () => netStatus("offline"));
+  // A filter form (GET) sends only the fields that filter: no "?q=&week=" in the address.
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || form.method.toLowerCase() !== "get") return;
+    const empty = [...form.elements].filter((el) => el.name && !el.disabled && el.value === "" && el.type !== "submit");
+    empty.forEach((el) => { el.disabled = true; });
+    setTimeout(() => empty.forEach((el) => { el.disabled = false; }), 0);
+  });
+  // A poll that only matters while the tab is seen (the admin panel): skipped while hidden. In
+  // here, not as an hx-trigger filter: htmx runs without eval under the page's CSP.
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    if (document.visibilityState !== "visible" && event.detail.elt?.matches?.("[data-poll-visible]")) {
+      event.preventDefault();
+    }
+  });
+  // A select that submits its form when changed (no inline onchange under the CSP).
+  document.addEventListener("change", (event) => {
+    const field = event.target.closest?.("[data-submit-on-change]");
+    if (field?.form) field.form.requestSubmit();
+  });
   document.addEventListener("click", (event) => {
     if (event.target.closest(".toast-close")) document.getElementById("toast").hidden = true;
   });
@@ -68,88 +95,7 @@
     refocus = null;
   });
 
-  // --- the print panel -----------------------------------------------------------------------
-  const printPanel = () => {
-    const form = document.getElementById("print-form");
-    if (!form) return;
-    const lots = Number(form.dataset.lots || 0);
-    const { layout, start_position: start, copies } = form.elements;
-    const img = document.getElementById("label-preview");
-    const count = form.querySelector("[data-print-count]");
-    const what = document.getElementById("print-what");
-    const whatOne = what?.textContent;
-
-    const limitStart = () => {
-      const perPage = Number(layout.selectedOptions[0]?.dataset.perPage || 1);
-      start.max = perPage;
-      start.disabled = perPage <= 1;
-      if (Number(start.value) > perPage || start.disabled) start.value = 1;
-    };
-    const updateCount = () => {
-      const n = Math.min(Math.max(parseInt(copies.value, 10) || 1, 1), 100);
-      if (count) count.textContent = fmt(lots * n);
-      if (what) {
-        what.textContent = n === 1 ? whatOne : what.dataset.manyCopies
-          .replace("{labels}", fmt(lots * n)).replace("{copies}", fmt(n));
-      }
-    };
-    let timer = null;
-    const refreshPreview = () => {
-      if (!img) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        const [path, query] = img.dataset.base.split("?");
-        const params = new URLSearchParams(query || "");
-        for (const name of ["layout", "offset_x", "offset_y"]) {
-          const field = form.elements[name];
-          if (field && field.value) params.set(name, field.value);
-        }
-        const src = path + "?" + params.toString();
-        if (img.getAttribute("src") !== src) { img.classList.add("loading"); img.src = src; }
-      }, 250);
-    };
-    img?.addEventListener("load", () => img.classList.remove("loading"));
-    img?.addEventListener("error", () => img.classList.remove("loading"));
-    layout.addEventListener("change", limitStart);
-    copies.addEventListener("input", updateCount);
-    form.addEventListener("change", refreshPreview);
-    form.addEventListener("input", (e) => { if (e.target.name?.startsWith("offset_")) refreshPreview(); });
-    limitStart();
-    updateCount();
-
-    // Ticked rows: a count on the reprint button, a "tick all" box for the page.
-    const boxes = [...document.querySelectorAll("input[type=checkbox][name=lot_id]")];
-    const all = document.getElementById("select-all");
-    const reprint = document.querySelector("[data-reprint-selected]");
-    const selected = reprint?.querySelector("[data-selected-count]");
-    const updateSelected = () => {
-      const n = boxes.filter((b) => b.checked).length;
-      if (selected) selected.textContent = fmt(n);
-      if (reprint) reprint.disabled = n === 0;
-      if (all) { all.checked = n > 0 && n === boxes.length; all.indeterminate = n > 0 && n < boxes.length; }
-    };
-    boxes.forEach((b) => b.addEventListener("change", updateSelected));
-    if (all) {
-      all.hidden = false;
-      all.addEventListener("change", () => { boxes.forEach((b) => { b.checked = all.checked; }); updateSelected(); });
-    }
-    updateSelected();
-
-    // A row's own "Reprint" uses the same print settings as the panel.
-    const one = document.getElementById("reprint-one");
-    one?.addEventListener("submit", () => {
-      for (const name of ["layout", "copies", "start_position", "offset_x", "offset_y"]) {
-        const source = form.elements[name];
-        if (!source || source.disabled) continue;
-        let field = one.elements[name];
-        if (!field) {
-          field = Object.assign(document.createElement("input"), { type: "hidden", name });
-          one.append(field);
-        }
-        field.value = source.value;
-      }
-    });
-  };
+  // The potting-lot table's print panel: static/nursery.js.
 
   // --- one submit per click: a double click must not start two jobs -------------------------
   const guardSubmits = () => {
@@ -172,7 +118,6 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     syncTitle();
-    printPanel();
     guardSubmits();
   });
 })();

@@ -56,13 +56,13 @@ class TestPrintFlow:
         page.goto("/login")
         log_in(page)
         page.goto("/nursery/potting-lots")
-        button = page.get_by_role("button", name=re.compile(r"^Print labels"))
+        button = page.get_by_role("button", name=re.compile(r"^Print all 200 lots"))
         expect(button).to_be_enabled()
-        expect(button).to_contain_text("200")
+        expect(button).to_contain_text("(200 labels)")
         button.locator("xpath=ancestor::form").locator("[name=copies]").fill("50")
         shot(page, "1-table")
 
-        # When they press "Print labels", they land on the job's page with one status partial
+        # When they press "Print all 200 lots", they land on the job's page with one status partial
         button.click()
         page.wait_for_url(JOB_PAGE)
         job_id = JOB_PAGE.search(page.url).group(1)

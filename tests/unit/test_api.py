@@ -308,6 +308,7 @@ class TestJobJson:
             "copies": 1,
             "offset_x": 0.0,
             "offset_y": 0.0,
+            "locale": "en",  # the numbers on the labels: the reader's language
         }  # normalised: every option, defaults filled in
         assert body["file"] is None and body["error"] is None and body["eta_seconds"] is None
         assert body["attempts"] == 0 and body["started_at"] is None and body["finished_at"] is None

@@ -638,7 +638,8 @@ class TestMenu:
         return client
 
     def test_the_menu_posts_the_current_filters_with_three_formats(self, logged_in):
-        page = page_of(logged_in.get("/nursery/potting-lots?pot_size=P9&q="))
+        # (An empty parameter is dropped by a redirect first: followed here.)
+        page = page_of(logged_in.get("/nursery/potting-lots?pot_size=P9&q=", follow_redirects=True))
         form = page.find("form", id="export-form")[0]
         assert form["attrs"]["method"] == "post"
         assert form["attrs"]["action"] == "/nursery/potting-lots/export"

@@ -275,7 +275,8 @@ class TestMyJobs:
 
 
 def print_button(page: Page) -> dict[str, Any]:
-    buttons = [b for b in page.find("button") if page.text(b).startswith("Print labels")]
+    """The filtered print: the main button while no row is ticked."""
+    buttons = page.find("button", data_print_filtered=True)
     assert len(buttons) == 1, [page.text(b) for b in page.find("button")]
     return buttons[0]
 
@@ -286,7 +287,8 @@ class TestPottingLotTable:
     def test_the_print_button_counts_every_row_the_filters_select(self, browser):
         page = page_of(browser.get("/nursery/potting-lots"))
         button = print_button(page)
-        assert page.text(button) == "Print labels (40)"
+        assert page.text(button) == "Print all 40 lots (40 labels)"
+        assert "primary" in button["attrs"]["class"]
         assert "disabled" not in button["attrs"]
 
     def test_the_print_button_counts_a_filtered_table(self, site, browser):
@@ -298,14 +300,14 @@ class TestPottingLotTable:
                 sa.text("SELECT count(*) FROM potting_lots WHERE location = :l"), {"l": location}
             ).scalar()
         page = page_of(browser.get("/nursery/potting-lots", query_string={"location": location}))
-        assert page.text(print_button(page)) == f"Print labels ({count})"
+        assert page.text(print_button(page)) == f"Print all {count} filtered lots ({count} labels)"
         hidden = page.find("input", type="hidden", name="location")
         assert hidden and hidden[0]["attrs"]["value"] == location
 
     def test_no_matching_row_disables_the_button_with_a_message(self, browser):
         page = page_of(browser.get("/nursery/potting-lots", query_string={"q": "no such plant"}))
         button = print_button(page)
-        assert page.text(button) == "Print labels (0)"
+        assert page.text(button) == "Nothing to print"
         assert "disabled" in button["attrs"]
         reason = page.find(id=button["attrs"]["aria-describedby"])
         assert reason and "nothing to print" in page.text(reason[0])
@@ -341,9 +343,9 @@ class TestPottingLotTable:
         # Ticked rows and their button belong to the same form: a reprint uses the same options.
         boxes = page.find("input", type="checkbox", name="lot_id")
         assert len(boxes) == 40 and {Page.form_of(b) for b in boxes} == {"print-form"}
-        reprint = page.find("button", data_reprint_selected=True)[0]
-        assert Page.form_of(reprint) == "print-form"
-        assert reprint["attrs"]["formaction"] == "/nursery/potting-lots/reprint"
+        ticked = page.find("button", data_print_ticked=True)[0]
+        assert Page.form_of(ticked) == "print-form"
+        assert ticked["attrs"]["formaction"] == "/nursery/potting-lots/print-ticked"
 
     def test_the_filters_are_get_parameters_named_like_the_api_keys(self, browser):
         page = page_of(browser.get("/nursery/potting-lots"))
@@ -367,7 +369,7 @@ class TestPottingLotTable:
             seed_lots(120)
         auth.login()
         page = page_of(client.get("/nursery/potting-lots", query_string={"lot_number": "P"}))
-        assert page.text(print_button(page)) == "Print labels (120)"
+        assert page.text(print_button(page)) == "Print all 120 filtered lots (120 labels)"
         nxt = page.find("a", rel="next")[0]["attrs"]["href"]
         assert "page=2" in nxt and "lot_number=P" in nxt
 
@@ -389,7 +391,7 @@ class TestOtherPages:
         assert email["attrs"].get("aria-invalid") == "true"
         assert page.find(id="email-error")
 
-    def test_the_import_page_lists_bad_rows_by_line(self, browser):
+    def test_the_import_page_lists_bad_rows_by_row(self, browser):
         csv = (
             "lot_number,plant_name,pot_size,quantity,potting_date,location,customer\n"
             "P1,Hosta,P9,many,2026-03-01,Kas 1,\n"
@@ -398,10 +400,11 @@ class TestOtherPages:
             "/nursery/potting-lots/import",
             data={"file": (io.BytesIO(csv.encode()), "lots.csv")},
             content_type="multipart/form-data",
+            follow_redirects=True,  # to the step with the dry run (the file is kept)
         )
         page = page_of(response)
-        errors = page.find(id="import-errors")[0]
-        assert "line 2" in page.text(errors) and "quantity 'many'" in page.text(errors)
+        errors = page.text(page.find(id="import-errors")[0])
+        assert "Row 2" in errors and "Quantity" in errors and "many is not a whole number" in errors
 
     def test_an_unknown_page_is_a_friendly_404(self, browser):
         response = browser.get("/no/such/page")

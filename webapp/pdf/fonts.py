@@ -1,4 +1,8 @@
-"""Noto Sans (from the fontpkg-noto-sans wheel) for every text, so any Unicode text renders.
+"""Noto Sans (from the fontpkg-noto-sans wheel) for Latin, Greek and Cyrillic, and a fallback
+chain of Noto families (Debian's fonts-noto-core and fonts-noto-cjk, `make system-deps`) plus
+Symbola (monochrome emoji: Noto Color Emoji is a CBDT bitmap font fpdf2 cannot embed as
+outlines) for every other script. `font_for(char)` names the font that draws a character, or
+None when no installed font has it: the label kinds refuse such text before a job starts.
 
 The wheel ships one variable TTF. Instancing it (fontTools) takes ~20 s, so the regular and bold
 instances are made once per machine into a cache folder (`warm()`: `make install` and worker
@@ -16,6 +20,7 @@ import io
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -167,6 +172,166 @@ def add_fonts(pdf: FPDF) -> None:
         font.biggest_size_pt = 0
         font.subset = SubsetMap(font)
         pdf.fonts[FAMILY + style] = font
+
+
+# -- the fallback chain ---------------------------------------------------------------------------
+
+SYSTEM_FONTS = Path(os.environ.get("PRESSROOM_SYSTEM_FONTS", "/usr/share/fonts"))
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """One font of the chain: its key (the PDF family name), file and whether its runs are shaped
+    (HarfBuzz: joining, reordering, marks; RTL scripts are always shaped)."""
+
+    key: str
+    file: str  # relative to SYSTEM_FONTS
+    shape: bool = True
+    index: int = 0  # the face in a collection (.ttc)
+
+
+_NOTO = "truetype/noto/NotoSans{}-Regular.ttf"
+#: In order: the first font that has a character draws it.
+FALLBACKS: tuple[Fallback, ...] = (
+    *(
+        Fallback(f"noto-{script.lower()}", _NOTO.format(script))
+        for script in (
+            "Hebrew",
+            "Arabic",
+            "Syriac",
+            "Thaana",
+            "Armenian",
+            "Georgian",
+            "Ethiopic",
+            "Devanagari",
+            "Bengali",
+            "Gurmukhi",
+            "Gujarati",
+            "Oriya",
+            "Tamil",
+            "Telugu",
+            "Kannada",
+            "Malayalam",
+            "Sinhala",
+            "Thai",
+            "Lao",
+            "Khmer",
+            "Myanmar",
+            "Mongolian",
+            "Tifinagh",
+            "Cherokee",
+            "CanadianAboriginal",
+        )
+    ),
+    Fallback("noto-cjk", "opentype/noto/NotoSansCJK-Regular.ttc", shape=False),
+    Fallback("noto-symbols", _NOTO.format("Symbols"), shape=False),
+    Fallback("noto-symbols2", _NOTO.format("Symbols2"), shape=False),
+    Fallback("noto-math", _NOTO.format("Math"), shape=False),
+    Fallback("symbola", "truetype/ancient-scripts/Symbola_hint.ttf", shape=False),  # emoji
+)
+#: Scripts that need shaping (RTL, joining, reordering): drawn by their fallback font even where
+#: Noto Sans has the characters (its instances carry no layout tables, and are never shaped).
+COMPLEX = (
+    (0x0590, 0x08FF),
+    (0x0900, 0x0DFF),
+    (0x0E00, 0x109F),
+    (0x1780, 0x18AF),
+    (0xA8E0, 0xA8FF),
+    (0xFB1D, 0xFDFF),
+    (0xFE70, 0xFEFF),
+)
+FALLBACK_BY_KEY = {font.key: font for font in FALLBACKS}
+#: Characters that are no glyph: controls and joiners are dropped or handled by shaping.
+_INVISIBLE = frozenset(range(0x20)) | {0x7F, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0xFE0E, 0xFE0F}
+
+
+def fallback_path(font: Fallback) -> Path:
+    return SYSTEM_FONTS / font.file
+
+
+def installed_fallbacks() -> list[Fallback]:
+    return [font for font in FALLBACKS if fallback_path(font).is_file()]
+
+
+@cache
+def _cmap(key: str) -> frozenset[int]:
+    """The characters the font `key` ("" for Noto Sans) has (read once per process)."""
+    if key in ("", "B"):
+        return frozenset(_loaded(key)[0].cmap)
+    font = FALLBACK_BY_KEY[key]
+    ttfont = TTFont(fallback_path(font), fontNumber=font.index, lazy=True)
+    try:
+        return frozenset(ttfont.getBestCmap() or {})
+    finally:
+        ttfont.close()
+
+
+_font_for: dict[tuple[str, int], str | None] = {}
+
+
+def font_for(char: str, style: str = "") -> str | None:
+    """The key of the font that draws `char` in `style`: `style` itself for Noto Sans ("" or
+    "B"), a fallback's key, or None when no installed font has it. Fallback cmaps are read
+    only when a character needs them, so Latin-only text never loads them."""
+    code = ord(char)
+    key = (style, code)
+    if key in _font_for:
+        return _font_for[key]
+    found: str | None = None
+    if code in _INVISIBLE or (code in _cmap(style) and not any(a <= code <= b for a, b in COMPLEX)):
+        found = style
+    else:
+        for font in installed_fallbacks():
+            if code in _cmap(font.key):
+                found = font.key
+                break
+    _font_for[key] = found
+    return found
+
+
+def missing(text: str) -> list[str]:
+    """The characters of `text` that no installed font has, in order, once each."""
+    seen: dict[str, None] = {}
+    for char in text:
+        if char not in seen and font_for(char) is None:
+            seen[char] = None
+    return list(seen)
+
+
+@cache
+def _loaded_fallback(key: str) -> TTFFont:
+    font = FALLBACK_BY_KEY[key]
+    scratch = FPDF()
+    scratch.add_font(key, "", fallback_path(font), collection_font_number=font.index)
+    parsed = scratch.fonts[key]
+    assert isinstance(parsed, TTFFont)
+    return parsed
+
+
+def add_fallback(pdf: FPDF, key: str) -> TTFFont:
+    """Register the fallback font `key` on `pdf` (parsed once per process, like add_fonts);
+    only documents with text that needs it get it, so other PDFs embed nothing more."""
+    existing = pdf.fonts.get(key)
+    if isinstance(existing, TTFFont):
+        return existing
+    parsed = _loaded_fallback(key)
+    font = copy.copy(parsed)
+    font.i = len(pdf.fonts) + 1
+    spec = FALLBACK_BY_KEY[key]
+    font.ttfont = TTFont(
+        fallback_path(spec), fontNumber=spec.index, recalcTimestamp=False, lazy=True
+    )
+    font.desc = copy.copy(parsed.desc)
+    font.missing_glyphs = []
+    font.biggest_size_pt = 0
+    font.subset = SubsetMap(font)
+    pdf.fonts[key] = font
+    return font
+
+
+def fallback_font(key: str) -> TTFFont:
+    """The process's parsed fallback font (for measuring; not for a document)."""
+    return _loaded_fallback(key)
 
 
 if __name__ == "__main__":  # `python -m webapp.pdf.fonts`: warm the cache (make install)

@@ -20,6 +20,7 @@ class Layout:
     gap_x: float = 0.0
     gap_y: float = 0.0
     pad: float | None = None  # inner margin of a label; None: 6 % of its height, at least 1.5
+    dpi: int = 203  # the printer's resolution (label printers: 203; QR pre-flight)
 
     @property
     def per_page(self) -> int:
@@ -58,6 +59,7 @@ PRESETS: dict[str, Layout] = {
             left=0,
             top=0.5,
             pad=4.0,
+            dpi=300,
         ),  # edge to edge: office printers
         # leave ~4 mm at the paper's edge
         Layout(
@@ -72,6 +74,7 @@ PRESETS: dict[str, Layout] = {
             left=4.65,
             top=15.15,
             gap_x=2.5,
+            dpi=300,
         ),
     )
 }
@@ -93,3 +96,50 @@ def part_bounds(
         bounds.append((start, stop))
         start = stop
     return bounds
+
+
+# -- a user's own layout (printer profiles) ---------------------------------------------------
+
+CUSTOM = "custom"
+
+
+def custom(spec: dict[str, float | int | str]) -> Layout:
+    """A roll (one label per page) or a sheet (a grid on a page) from a user's sizes in mm.
+
+    `spec` is checked by the kind's params schema (webapp/documents/potting_lots.py) first;
+    `overflow()` says whether the grid fits its page."""
+    label_w, label_h = float(spec["label_w"]), float(spec["label_h"])
+    if spec.get("kind") != "sheet":
+        return Layout(CUSTOM, "Custom roll", label_w, label_h, label_w, label_h)
+    return Layout(
+        CUSTOM,
+        "Custom sheet",
+        float(spec["page_w"]),
+        float(spec["page_h"]),
+        label_w,
+        label_h,
+        cols=int(spec.get("cols", 1)),
+        rows=int(spec.get("rows", 1)),
+        left=float(spec.get("left", 0)),
+        top=float(spec.get("top", 0)),
+        gap_x=float(spec.get("gap_x", 0)),
+        gap_y=float(spec.get("gap_y", 0)),
+    )
+
+
+def overflow(layout: Layout) -> tuple[str, float] | None:
+    """("width" | "height", mm too many) when the labels and gaps run past the page's edge."""
+    right = layout.left + layout.cols * layout.label_w + (layout.cols - 1) * layout.gap_x
+    bottom = layout.top + layout.rows * layout.label_h + (layout.rows - 1) * layout.gap_y
+    if right > layout.page_w + 0.01:
+        return "width", round(right - layout.page_w, 1)
+    if bottom > layout.page_h + 0.01:
+        return "height", round(bottom - layout.page_h, 1)
+    return None
+
+
+def resolve(key: str, spec: dict[str, float | int | str] | None = None) -> Layout:
+    """A preset by key, or the custom layout `spec` describes (KeyError when neither)."""
+    if key == CUSTOM and spec:
+        return custom(spec)
+    return PRESETS[key]

@@ -15,6 +15,9 @@ from functools import lru_cache
 import zxingcpp
 from fpdf import FPDF
 
+#: A module must cover at least this many printer dots to print and scan reliably (the lab's
+#: reception labels use the same rule: webapp/lab/labels.py).
+MIN_DOTS_PER_MODULE = 2.0
 QUIET = 4  # zxing-cpp's quiet zone, in modules; it keeps every dark run inside its row
 DARK_RUN = re.compile(rb"\x00+")
 
@@ -80,3 +83,17 @@ def qr_operators(payload: str, x: float, y: float, size: float, page_h: float, k
 def draw_qr(pdf: FPDF, payload: str, x: float, y: float, size: float) -> None:
     """Draw the QR code of `payload` with its top-left corner at (x, y), `size` wide, in mm."""
     pdf._out(qr_operators(payload, x, y, size, pdf.h, pdf.k))
+
+
+def smallest_module(dpi: int) -> float:
+    """The smallest module width in mm a `dpi` printer prints reliably."""
+    return MIN_DOTS_PER_MODULE * 25.4 / dpi
+
+
+def module_fits(payload: str, size: float, dpi: int) -> tuple[bool, float, float]:
+    """(prints reliably, module width in mm, the smallest allowed) for `payload`'s code drawn
+    `size` mm wide on a `dpi` printer."""
+    count, _ = modules(payload)
+    width = size / count
+    smallest = smallest_module(dpi)
+    return width >= smallest - 1e-9, width, smallest

@@ -16,8 +16,23 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    op.create_table('printer_profiles',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=60), nullable=False),
+    sa.Column('layout', sa.String(length=40), nullable=False),
+    sa.Column('custom', sa.JSON(), nullable=True),
+    sa.Column('start_position', sa.Integer(), nullable=False),
+    sa.Column('offset_x', sa.Float(), nullable=False),
+    sa.Column('offset_y', sa.Float(), nullable=False),
+    sa.Column('copies', sa.Integer(), nullable=False),
+    sa.Column('last_used_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('user_id', 'name', name='uq_printer_profiles_name')
+    )
 
 
 def downgrade():
-    pass
+    op.drop_table('printer_profiles')
