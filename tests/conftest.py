@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.support.postgres import Cluster, binaries
 from webapp import create_app
 from webapp.cli import init_db
 from webapp.extensions import db
@@ -43,6 +44,29 @@ def app_config(data: Path, **overrides: Any) -> dict[str, Any]:
         "METRICS_DIR": None,  # one process: its own registry, no files
         **overrides,
     }
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """One throw-away PostgreSQL server for the session, started when a test first asks."""
+    bin_dir = binaries()
+    require(bin_dir is not None, "PostgreSQL server binaries (Debian's postgresql package)")
+    assert bin_dir is not None
+    cluster = Cluster(bin_dir).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Config overrides for a fresh database of each kind: {} (SQLite in the data folder) or
+    a new PostgreSQL database's DATABASE_URL."""
+    if request.param == "sqlite":
+        return {}
+    cluster: Cluster = request.getfixturevalue("postgres")
+    return {"DATABASE_URL": cluster.database()}
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ from flask import Flask
 
 from tests.conftest import require, wait_for
 from tests.support import paced
+from tests.support.postgres import Cluster
 from webapp import create_app, jobs
 from webapp.extensions import db
 from webapp.models import Job, Role, User
@@ -176,7 +177,14 @@ class Service:
 class Stack:
     """Redis + Dramatiq workers (+ gunicorn, + scheduler) on one short data folder."""
 
-    def __init__(self, *, processes: int = 2, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        processes: int = 2,
+        env: dict[str, str] | None = None,
+        database_url: str | None = None,
+    ) -> None:
+        self.database_url = database_url  # None: SQLite in the data folder
         self.root = Path(tempfile.mkdtemp(prefix="pr-", dir="/tmp"))
         self.data = self.root / "data"
         self.socket = self.root / "redis.sock"
@@ -208,6 +216,7 @@ class Stack:
                 "PRESSROOM_EXTRA_KINDS": paced.__name__,
                 # No statistics jobs of their own in tests that count jobs (a module sets it).
                 "SCHEDULES": "",
+                **({"DATABASE_URL": database_url} if database_url else {}),
                 **(env or {}),
             }
         )
@@ -231,7 +240,9 @@ class Stack:
                 "5",
                 # Several gunicorns on one machine (tests, benchmarks) would share ~/.gunicorn/gunicorn.ctl.
                 "--no-control-socket",
-                "webapp:create_app()",
+                "--limit-request-line",  # as in production: the app answers long URLs (414)
+                "0",
+                "webapp.wsgi:app",
             ],
             self.env,
             self.logs / "web.log",
@@ -247,6 +258,7 @@ class Stack:
                 "SECRET_KEY": "test",
                 "SITE_URL": self.base_url,
                 "METRICS_DIR": None,  # the test process counts nothing into the services' files
+                **({"DATABASE_URL": database_url} if database_url else {}),
             }
         )
         self.token = ""
@@ -461,6 +473,17 @@ class Stack:
             yield
 
     def database_writable(self) -> bool:
+        """No transaction of another process holds the database: SQLite's write lock is free,
+        or (PostgreSQL) no other session is inside a transaction."""
+        if self.database_url:
+            import psycopg
+
+            with psycopg.connect(self.database_url, autocommit=True) as pg:
+                busy = pg.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+                ).fetchone()
+            return busy is not None and busy[0] == 0
         conn = sqlite3.connect(self.data / "pressroom.db", timeout=0, isolation_level=None)
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -546,10 +569,11 @@ def running_stack(
     lots: int = 200,
     web: bool = True,
     scheduler: bool = True,
+    database_url: str | None = None,
 ) -> Iterator[Stack]:
     """Start Redis, the workers, and optionally gunicorn and the scheduler; stop all after."""
     require_services()
-    stack = Stack(processes=processes, env=env)
+    stack = Stack(processes=processes, env=env, database_url=database_url)
     try:
         stack.prepare(lots)
         stack.start_redis()
@@ -566,10 +590,31 @@ def running_stack(
 FILE_NAME = re.compile(r"oppotpartijen_\d{2}W\d{2}-[1-7]\.pdf")  # {%gW%V-%u} (DESIGN §1)
 
 
+DATABASES = ("sqlite", "postgresql")
+
+
+def database_url(request: pytest.FixtureRequest, database: str) -> str | None:
+    """None for SQLite (the stack's own file); a new PostgreSQL database's URL otherwise."""
+    if database == "sqlite":
+        return None
+    cluster: Cluster = request.getfixturevalue("postgres")
+    return cluster.database()
+
+
+def parametrize_databases(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses `stack` runs on SQLite and on PostgreSQL, or on the module's
+    `DATABASES` only (a module about one database's own mechanics)."""
+    if "stack" in metafunc.fixturenames:
+        databases = getattr(metafunc.module, "DATABASES", DATABASES)
+        metafunc.parametrize("stack", databases, indirect=True, scope="module")
+
+
 @pytest.fixture(scope="module")
 def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """One real stack per test module, configured by the module's `STACK` mapping."""
-    with running_stack(**getattr(request.module, "STACK", {})) as running:
+    """One real stack per test module and database, configured by the module's `STACK`."""
+    settings = getattr(request.module, "STACK", {})
+    database = getattr(request, "param", "sqlite")
+    with running_stack(**settings, database_url=database_url(request, database)) as running:
         yield running
 
 

@@ -7,9 +7,13 @@ from typing import Any
 
 import pytest
 
-from tests.services import app_ctx, attach_logs, stack
+from tests.services import app_ctx, attach_logs, parametrize_databases, stack
 
 __all__ = ["app_ctx", "stack"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_databases(metafunc)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import app_config
 from webapp import config as config_module
@@ -87,10 +88,22 @@ class TestLayering:
         config = config_module.load()
         assert config["REDIS_EMBEDDED"] and config["PORT"] == 5000
 
-    def test_a_heroku_style_postgres_url_works(self, clean_env, monkeypatch):
-        monkeypatch.setenv("DATABASE_URL", "postgres://press:pw@db.internal/pressroom")
+    @pytest.mark.parametrize(
+        "given",
+        [
+            "postgres://press:pw@db.internal/pressroom",  # Heroku-style
+            "postgresql://press:pw@db.internal/pressroom",  # as most tools write it
+            "postgresql+psycopg://press:pw@db.internal/pressroom",  # SQLAlchemy's own spelling
+        ],
+    )
+    def test_a_postgres_url_goes_to_psycopg_3_however_it_is_written(
+        self, clean_env, monkeypatch, given
+    ):
+        monkeypatch.setenv("DATABASE_URL", given)
         uri = config_module.load()["SQLALCHEMY_DATABASE_URI"]
-        assert uri == "postgresql://press:pw@db.internal/pressroom"
+        assert uri == "postgresql+psycopg://press:pw@db.internal/pressroom"
+        # … and SQLAlchemy finds the driver that is installed (psycopg2 is not).
+        assert sa.engine.make_url(uri).get_dialect().driver == "psycopg"
 
     def test_the_mapping_overrides_the_environment(self, clean_env, monkeypatch):
         monkeypatch.setenv("PORT", "8080")

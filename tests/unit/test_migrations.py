@@ -1,4 +1,5 @@
-"""Migrations keep what is in the database: a running batch's chunks survive an upgrade."""
+"""Migrations keep what is in the database: a running batch's chunks survive an upgrade. Each
+test runs on SQLite and on PostgreSQL (a throw-away cluster: tests/support/postgres.py)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ JOB_0001 = (
 
 class TestUpgradeFrom0001:
     def test_a_running_batch_keeps_its_chunks_and_steps_and_errors_become_codes(
-        self, tmp_path: Path
+        self, tmp_path: Path, database: dict[str, str]
     ):
-        app = create_app(app_config(tmp_path / "data"))
+        app = create_app(app_config(tmp_path / "data", **database))
         with app.app_context():
             # Given a database at the first schema with a batch running in two chunks
             upgrade(directory=MIGRATIONS, revision="0001")
@@ -71,12 +72,15 @@ class TestUpgradeFrom0001:
                 ("p", None, None),
             ]
             failed = next(r for r in got if r.id == "f")
-            assert failed.error_code == "unexpected" and "The disk is full." in failed.error_params
+            assert failed.error_code == "unexpected" and "The disk is full." in str(
+                failed.error_params  # JSON: text on SQLite, an object on PostgreSQL
+            )
             assert {r.origin for r in got} == {"user"} and {r.claims for r in got} == {0}
             db.session.remove()
+            db.engine.dispose()
 
-    def test_the_downgrade_keeps_the_rows_too(self, tmp_path: Path):
-        app = create_app(app_config(tmp_path / "data"))
+    def test_the_downgrade_keeps_the_rows_too(self, tmp_path: Path, database: dict[str, str]):
+        app = create_app(app_config(tmp_path / "data", **database))
         with app.app_context():
             upgrade(directory=MIGRATIONS)
             db.session.execute(
@@ -101,3 +105,4 @@ class TestUpgradeFrom0001:
             ids = db.session.execute(sa.text("SELECT id FROM jobs ORDER BY id")).scalars().all()
             assert ids == ["c1", "p"]
             db.session.remove()
+            db.engine.dispose()

@@ -18,7 +18,7 @@ class TestProcessTable:
         commands = process_commands(config, cpus=2)
         assert set(commands) == set(PROCESSES) == {"web", "worker", "scheduler"}
         assert commands["web"][:3] == [sys.executable, "-m", "gunicorn"]
-        assert "0.0.0.0:5123" in commands["web"] and "webapp:create_app()" in commands["web"]
+        assert "0.0.0.0:5123" in commands["web"] and "webapp.wsgi:app" in commands["web"]
         assert commands["web"][commands["web"].index("--workers") + 1] == "2"
         assert commands["worker"] == worker_argv(3, 1)
 
