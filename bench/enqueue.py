@@ -27,6 +27,7 @@ from common import machine
 from stack import Stack, create_token
 
 LOTS = 2000
+REFUSED: list[str] = []  # the first answers that were not 2xx, shown at the end
 
 
 def client(
@@ -41,9 +42,11 @@ def client(
             started = time.perf_counter()
             conn.request("POST", "/api/v1/jobs", body=payload, headers=headers)
             answer = conn.getresponse()
-            answer.read()
+            data = answer.read()
             latencies.append(time.perf_counter() - started)
             statuses.append(answer.status)
+            if answer.status >= 400 and len(REFUSED) < 3:
+                REFUSED.append(data[:300].decode(errors="replace"))
     finally:
         conn.close()
 
@@ -79,6 +82,10 @@ def main() -> None:
         )
         warm: list[float] = []
         client(base, token, [body() for _ in range(20)], warm, [])  # imports, pools, caches
+        print(
+            f"first requests after start ms: {warm[0] * 1000:.1f}, {warm[1] * 1000:.1f} "
+            "(target < 100; one per web process at most)"
+        )
         latencies: list[float] = []
         statuses: list[int] = []
         threads = [
@@ -102,6 +109,8 @@ def main() -> None:
         f"p99 {percentile(ms, 99):.1f} (target < 50)  max {max(ms):.1f}  "
         f"mean {statistics.fmean(ms):.1f}"
     )
+    for text in REFUSED:
+        print(f"refused: {text}")
     print(f"# load average at the end: {machine().rsplit('load average ', 1)[1]}")
 
 

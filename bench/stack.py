@@ -23,6 +23,7 @@ from common import ROOT, children, hwm_kib, rss_kib
 from workers.waiting import free_port, wait_for
 
 READY_LINE = "Worker process is ready for action."
+WARMED_LINE = "web process warmed up"  # webapp/wsgi.py
 
 
 class Stack:
@@ -138,7 +139,7 @@ class Stack:
                 f"127.0.0.1:{port}",
                 "--log-level",
                 "warning",
-                "webapp:create_app()",
+                "webapp.wsgi:app",
             ],
         )
 
@@ -152,6 +153,11 @@ class Stack:
                 return False
 
         wait_for(answers, timeout, message="gunicorn to listen")
+
+        def warmed() -> bool:  # each web process logs this before it takes requests
+            return self.logs["web"].read_text(errors="replace").count(WARMED_LINE) >= workers
+
+        wait_for(warmed, timeout, message="every web process to warm up")
         return f"http://127.0.0.1:{port}"
 
     def stop(self, name: str) -> None:

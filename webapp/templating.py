@@ -100,7 +100,8 @@ def duration(seconds: int | None) -> str:
     if seconds is None:
         return ""
     if seconds < 60:
-        seconds = max(5, round(seconds / 5) * 5)  # a count-down by the second looks jumpy
+        # To the second near the end; by 5 s before that (a count-down by the second looks jumpy).
+        seconds = max(1, round(seconds)) if seconds < 15 else round(seconds / 5) * 5
         return ngettext("about %(num)d second", "about %(num)d seconds", seconds)
     minutes = round(seconds / 60)
     if minutes < 120:
@@ -142,6 +143,8 @@ def iso_time(value: datetime | None) -> str:
 def layout_name(key: str | None) -> str:
     if key in LAYOUT_NAMES:
         return gettext(LAYOUT_NAMES[key])
+    if key == "custom":  # a printer profile's own sizes
+        return gettext("Custom layout")
     layout = PRESETS.get(key or "")
     return layout.name if layout else (key or "")
 
@@ -203,6 +206,17 @@ def current_locale() -> str:
     return str(get_locale() or "en")
 
 
+def watch_token_for(job: Any) -> str | None:
+    """The watch token a page gives the polls of `job` (webapp/jobs/poll.py)."""
+    from flask_login import current_user
+
+    from webapp.jobs import poll
+
+    if not current_user or not current_user.is_authenticated:
+        return None
+    return poll.token(job.id, current_user, current_locale())
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         duration=duration,
@@ -228,4 +242,5 @@ def init_app(app: Flask) -> None:
         is_htmx=is_htmx,
         job_items=job_items,
         failed_documents=failed_documents,
+        watch_token_for=watch_token_for,
     )

@@ -20,9 +20,11 @@ WORKER_ENV = {"dramatiq_queue_prefetch": "1", "dramatiq_worker_timeout": "100"}
 #: name → command; {NAME} is a setting, `python` the interpreter of this installation.
 PROCESSES: dict[str, str] = {
     # gunicorn 23+ opens ~/.gunicorn/gunicorn.ctl by default, shared machine-wide: not ours.
+    # --limit-request-line 0: the app refuses long URLs itself (414, JSON under /api/:
+    # webapp/views/errors.py MAX_URL_LENGTH), gunicorn's own refusal would be an HTML page.
     "web": "python -m gunicorn --worker-class gthread --threads 8 --workers {WEB_PROCESSES} "
     "--bind 0.0.0.0:{PORT} --access-logfile - --graceful-timeout 10 --no-control-socket "
-    "'webapp:create_app()'",
+    "--limit-request-line 0 'webapp.wsgi:app'",
     # Dramatiq's own worker command (so "dramatiq" is in its command line), both queues.
     "worker": "python -m dramatiq workers.broker:setup workers.actors --processes "
     "{WORKER_PROCESSES} --threads {WORKER_THREADS} --queues "

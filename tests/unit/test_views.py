@@ -330,7 +330,8 @@ class TestJobPage:
         assert root["attrs"]["data-job-status"] == state
         assert root["attrs"]["hx-trigger"] == "every 1s"
         assert root["attrs"]["hx-swap"] == "outerHTML"
-        assert root["attrs"]["hx-get"] == f"/jobs/{job_id}/status"
+        # Its polls carry the page's watch token (webapp/jobs/poll.py, tests/unit/test_status_fast_path.py).
+        assert root["attrs"]["hx-get"].startswith(f"/jobs/{job_id}/status?w=")
         assert root["attrs"]["id"] == f"job-status-{job_id}"
 
     def test_a_done_job_stops_polling_and_offers_the_download(self, site, logged_in, stub_worker):
@@ -735,7 +736,8 @@ def table_rows(html: str) -> list[str]:
 
 
 def print_button(html: str) -> dict:
-    buttons = [b for b in Page(html).find("button") if b["text"].strip().startswith("Print labels")]
+    """The filtered print (the main button while no row is ticked)."""
+    buttons = Page(html).find("button", data_print_filtered=True)
     assert len(buttons) == 1
     return buttons[0]
 
@@ -768,7 +770,7 @@ class TestPottingLotTable:
         html = client.get("/nursery/potting-lots", query_string=args).get_data(as_text=True)
         assert table_rows(html) == [str(lot.id) for lot in expected[:10]]
         button = print_button(html)
-        assert f"({len(expected)})" in button["text"] and "disabled" not in button["attrs"]
+        assert f"({len(expected)} label" in button["text"] and "disabled" not in button["attrs"]
         assert (f"{len(expected)} potting lot" in html) if expected else True
 
     def test_the_week_filter_selects_one_iso_week(self, table):
@@ -782,7 +784,7 @@ class TestPottingLotTable:
         expected = [
             lot for lot in lots_where(app) if lot.potting_date.isocalendar()[:2] == (year, week)
         ]
-        assert f"({len(expected)})" in print_button(html)["text"]
+        assert f"({len(expected)} label" in print_button(html)["text"]
         assert str(some.id) in table_rows(html) or len(expected) > 10
 
     def test_a_lower_case_week_is_understood(self, table):
@@ -810,7 +812,7 @@ class TestPottingLotTable:
         every = [str(lot.id) for lot in lots_where(app)]
         first = client.get("/nursery/potting-lots").get_data(as_text=True)
         assert table_rows(first) == every[:10]
-        assert "40 potting lots" in first and "(40)" in print_button(first)["text"]
+        assert "40 potting lots" in first and "(40 labels)" in print_button(first)["text"]
         next_links = Page(first).find("a", rel="next")
         assert next_links and "page=2" in next_links[0]["attrs"]["href"]
         last = client.get("/nursery/potting-lots?page=4").get_data(as_text=True)
@@ -829,7 +831,7 @@ class TestPottingLotTable:
         _, client = table
         html = client.get("/nursery/potting-lots?q=zzz-nothing").get_data(as_text=True)
         button = print_button(html)
-        assert "disabled" in button["attrs"] and "(0)" in button["text"]
+        assert "disabled" in button["attrs"] and "Nothing to print" in button["text"]
         assert "nothing to print" in html
         assert table_rows(html) == []
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 
 from webapp.documents.base import DocumentKind, FieldProblem, Part, Prepared, RenderContext
 
@@ -56,6 +57,9 @@ def _builtin() -> list[DocumentKind]:
     ]
 
 
+_LOADING = threading.RLock()  # re-entrant: an extra kinds' module registers while loading
+
+
 def register(kind: DocumentKind) -> DocumentKind:
     _KINDS[kind.name] = kind
     return kind
@@ -63,12 +67,17 @@ def register(kind: DocumentKind) -> DocumentKind:
 
 def _load() -> dict[str, DocumentKind]:
     global _loaded
-    if not _loaded:  # (a test may have registered its own kind before the first lookup)
-        _loaded = True
-        for kind in _builtin():
-            _KINDS.setdefault(kind.name, kind)
-        for module in filter(None, os.environ.get("PRESSROOM_EXTRA_KINDS", "").split(",")):
-            importlib.import_module(module.strip())
+    if _loaded:
+        return _KINDS
+    # The first lookups of a web process come from several threads at once: one fills the
+    # registry while the others wait (they saw an empty one before: "Unknown kind").
+    with _LOADING:
+        if not _loaded:  # (a test may have registered its own kind before the first lookup)
+            for kind in _builtin():
+                _KINDS.setdefault(kind.name, kind)
+            for module in filter(None, os.environ.get("PRESSROOM_EXTRA_KINDS", "").split(",")):
+                importlib.import_module(module.strip())
+            _loaded = True
     return _KINDS
 
 

@@ -7,7 +7,18 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from webapp.extensions import csrf
-    from webapp.views import admin, api, auth, errors, health, jobs, lab, lab_tables, nursery  # noqa: F401  (lab_tables: routes on lab.bp)
+    from webapp.views import (  # noqa: F401  (lab_tables: routes on lab.bp)
+        admin,
+        api,
+        auth,
+        errors,
+        health,
+        jobs,
+        lab,
+        lab_tables,
+        nursery,
+        nursery_import,  # noqa: F401  (routes on nursery.bp)
+    )
 
     csrf.exempt(api.bp)  # Bearer tokens only: no cookies, so no CSRF
     for module in (auth, jobs, nursery, lab, admin, api, health):
@@ -16,6 +27,9 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(admin.probe)
     csrf.exempt(admin.probe)
     errors.init_app(app)
+    from webapp.jobs.poll import PollAwareSessions
+
+    app.session_interface = PollAwareSessions()
     from webapp.http import security_headers
 
     app.after_request(security_headers)

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import hashlib
+from types import SimpleNamespace
 from typing import Any
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_login import current_user, login_required
 
 from webapp import jobs
 from webapp.downloads import send_job_file
-from webapp.extensions import db
+from webapp.extensions import db, login_manager
 from webapp.http import is_htmx, see_other
-from webapp.jobs import watch
+from webapp.jobs import poll, watch
+from webapp.models import LIVE_STATUSES, Job
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -44,22 +55,49 @@ def show(job_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/<job_id>/status")
-@login_required
 def status(job_id: str) -> ResponseReturnValue:
-    """The status partial; an unchanged poll is a 304 without rendering."""
-    job = jobs.get_for(current_user, job_id)
-    watch.seen(job.id)
-    etag = status_etag(job)
-    response = (
-        make_response("", 304) if request.if_none_match.contains(etag) else render_status(job)
+    """The status partial; an unchanged poll is a 304 without rendering. A poll with the
+    page's watch token (webapp/jobs/poll.py) is answered without the session or the ORM."""
+    watcher = (
+        poll.parse(request.args.get(poll.PARAM)) if poll.is_poll(current_app, request) else None
     )
+    if watcher is not None:
+        return watched_status(job_id, watcher)
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    job = jobs.get_for(current_user, job_id)
+    return status_answer(job, current_user.id, str(get_locale()), None)
+
+
+def watched_status(job_id: str, watcher: poll.Watcher) -> ResponseReturnValue:
+    job: Any = poll.read(job_id, watcher)
+    if job is None:  # logged out since, another user's token, or no such job
+        return login_manager.unauthorized()
+    # No user is loaded (Flask-Login's template context would, from the session it must not
+    # read) and the locale is the one the page was rendered in.
+    g._login_user = login_manager.anonymous_user()
+    g._flask_babel = SimpleNamespace(babel_locale=poll.locale(watcher.locale))
+    if (
+        job.status not in LIVE_STATUSES
+    ):  # the last answer: the finished file's size, the kind's own text
+        job = db.session.get(Job, job_id) or job
+    return status_answer(job, watcher.user_id, watcher.locale, request.args[poll.PARAM])
+
+
+def status_answer(job: Any, user_id: int, locale: str, watch_token: str | None) -> Any:
+    watch.seen(job.id)
+    etag = status_etag(job, user_id, locale)
+    if request.if_none_match.contains(etag):
+        response = make_response("", 304)
+    else:
+        response = render_status(job, watch_token)
     response.set_etag(etag)
     response.headers["Cache-Control"] = "private, no-cache"
     response.headers["Vary"] = "HX-Request, Cookie"
     return response
 
 
-def status_etag(job: Any) -> str:
+def status_etag(job: Any, user_id: int, locale: str) -> str:
     """A digest of what the partial shows. Not of its bytes: the CSRF token in its forms is
     re-signed every second, so a body hash would never repeat between two polls."""
     state = (
@@ -76,14 +114,18 @@ def status_etag(job: Any) -> str:
         job.file_name,
         job.artifact_id,
         jobs.eta_seconds(job),
-        str(get_locale()),
-        current_user.id,
+        locale,
+        user_id,
     )
     return hashlib.sha256(repr(state).encode()).hexdigest()[:32]
 
 
-def render_status(job: Any) -> Any:
-    return make_response(render_template("partials/_job_status.html", job=job))
+def render_status(job: Any, watch_token: str | None = None) -> Any:
+    """The partial; from a watch-token poll (`watch_token`) its next polls carry the same
+    token and its forms no CSRF field (htmx sends the page's token as a header)."""
+    return make_response(
+        render_template("partials/_job_status.html", job=job, watch_token=watch_token)
+    )
 
 
 @bp.get("/<job_id>/download")
