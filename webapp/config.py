@@ -23,6 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "LABEL_PRINTER_DPI": 203,
     "SCHEDULES": "stats_daily@06:00,stats_weekly@mon 06:30",  # empty: no schedules
     "METRICS_TOKEN": None,  # None: /metrics needs an admin's Bearer token  # the reception label printer: 203 or 300
+    "ARTIFACTS_URL": None,  # None: the local folder ARTIFACT_DIR; or s3://bucket/prefix
+    "S3_ENDPOINT_URL": None,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # request bodies (CSV uploads included)
     "MAX_LABELS": 50_000,  # labels (lots x copies) in one batch
     "CHUNK_LABELS": 1_000,  # labels per internal chunk of a big batch
@@ -37,7 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "RESEND_AFTER_S": 30.0,  # reaper re-sends queued jobs not sent for longer
     "PROGRESS_MIN_INTERVAL_S": 0.25,
     "REAPER_INTERVAL_S": 5.0,
+    "DB_LOCK_TIMEOUT_S": 5.0,  # a write waits this long for the database, then answers 503
     "RETENTION_DAYS": 7,
+    "DISK_LOW_MB": 200.0,  # less free on the artifacts' disk: /healthz and /admin say "low"
     "MAIL_RETRY_BACKOFF_S": 30.0,  # outbox items (mails): first retry delay, doubling, ≤ 1 h
     "MAIL_MAX_ATTEMPTS": 10,
     "SESSION_COOKIE_SAMESITE": "Lax",
@@ -45,6 +49,10 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": None,  # a page left open all day keeps a valid token
     "WTF_CSRF_SSL_STRICT": False,
     "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+    "REMEMBER_DAYS": 30,  # a browser's "stay logged in" cookie (a new value on every use)
+    # Failed logins (Flask-Limiter notation); more answer 429 until the window has passed.
+    "LOGIN_FAILS_PER_ACCOUNT": "5 per 15 minutes",
+    "LOGIN_FAILS_PER_ADDRESS": "20 per 15 minutes",
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "BABEL_DEFAULT_LOCALE": "en",
     "LANGUAGES": ["en", "nl", "es"],
@@ -66,6 +74,9 @@ _INT_KEYS = (
     "WORKER_PROCESSES",
     "WORKER_THREADS",
     "LABEL_PRINTER_DPI",
+    "REMEMBER_DAYS",
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
 )
 _FLOAT_KEYS = (
     "HEARTBEAT_S",
@@ -77,6 +88,8 @@ _FLOAT_KEYS = (
     "MAIL_RETRY_BACKOFF_S",
     "OUTBOX_CLAIM_S",
     "READY_MAIL_IDLE_S",
+    "DISK_LOW_MB",
+    "DB_LOCK_TIMEOUT_S",
 )
 _STR_KEYS = (
     "TZ",
@@ -91,6 +104,10 @@ _STR_KEYS = (
     "LAB_ADDRESS",
     "LAB_LOCALE",
     "METRICS_TOKEN",
+    "ARTIFACTS_URL",  # unset: ARTIFACT_DIR; s3://bucket/prefix (webapp/storage.py)
+    "S3_ENDPOINT_URL",  # an S3-compatible server (MinIO, moto, …); unset: AWS itself
+    "LOGIN_FAILS_PER_ACCOUNT",
+    "LOGIN_FAILS_PER_ADDRESS",
 )
 
 
@@ -126,14 +143,21 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     config.setdefault("OUTBOX_DIR", str(data / "outbox"))
     config.setdefault("METRICS_DIR", str(data / "metrics"))  # None: this process only (tests)
     db_url = config.pop("DATABASE_URL", None) or f"sqlite:///{data / 'pressroom.db'}"
-    if db_url.startswith("postgres://"):  # Heroku-style; SQLAlchemy only knows "postgresql://"
-        db_url = "postgresql://" + db_url.removeprefix("postgres://")
-    config.setdefault("SQLALCHEMY_DATABASE_URI", db_url)
+    config.setdefault("SQLALCHEMY_DATABASE_URI", database_uri(db_url))
+    if not config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Connections per process (docs/deploy.md sizes them against max_connections).
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            **config["SQLALCHEMY_ENGINE_OPTIONS"],
+            "pool_size": config.get("DB_POOL_SIZE", 5),
+            "max_overflow": config.get("DB_MAX_OVERFLOW", 5),
+        }
     if not config.get("REDIS_URL"):
         config["REDIS_URL"] = f"unix://{redis_socket_path(data)}"
         config["REDIS_EMBEDDED"] = True
     config.setdefault("SITE_URL", f"http://localhost:{config['PORT']}")
     config["SITE_URL"] = config["SITE_URL"].rstrip("/")
+    # Cookies only over TLS when the site is served over TLS (webapp/auth.py: remember-me too).
+    config.setdefault("SESSION_COOKIE_SECURE", config["SITE_URL"].startswith("https://"))
     cpus = os.cpu_count() or 1
     config.setdefault("WORKER_PROCESSES", cpus)
     config.setdefault("WORKER_THREADS", 1)
@@ -168,3 +192,12 @@ def ensure_secret_key(data: Path) -> str:
     finally:
         tmp.unlink()
     return path.read_text().strip()
+
+
+def database_uri(url: str) -> str:
+    """DATABASE_URL as SQLAlchemy needs it: `postgres://` (Heroku-style) and `postgresql://`
+    go to psycopg 3, the driver that is installed (SQLAlchemy's default would be psycopg2)."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url

@@ -54,6 +54,22 @@ CATALOGUE: dict[str, str] = {
         "Ask an administrator to check its permissions."
     ),
     "file_error": N_("The file could not be written: %(reason)s."),
+    "disk_full_sized": N_(
+        "The disk is full: %(free)s MB free, about %(needed)s MB needed. "
+        "Free space or ask an administrator."
+    ),
+    "disk_full_free": N_("The disk is full: %(free)s MB free. Free space or ask an administrator."),
+    "disk_quota": N_(
+        "The file could not be written: the disk quota is used up (%(free)s MB free). "
+        "Free space or ask an administrator."
+    ),
+    "disk_io_error": N_(
+        "The file could not be written: the disk reported an input/output error. "
+        "Ask an administrator to check the disk."
+    ),
+    "database_busy": N_(
+        "The database cannot be written now (%(holder)s); try again in a few seconds."
+    ),
     "unexpected": N_("Unexpected error: %(reason)s"),
     "parts_missing": N_("Parts of this batch are missing (%(parts)s); try again."),
     "merge_failed": N_("Merging the parts failed: %(reason)s"),
@@ -102,6 +118,21 @@ CATALOGUE: dict[str, str] = {
     "unknown_lots": N_("Unknown potting lots: %(ids)s."),
     "no_rows_ticked": N_("Tick at least one row to reprint."),
     "unknown_layout": N_("Unknown label layout; choose one from the list."),
+    "no_font_for": N_(
+        "No installed font has these characters, so the labels were not started: "
+        "%(problems)s. Change these texts or ask an administrator to install a font "
+        "that has them."
+    ),
+    "qr_too_small": N_(
+        "The QR code of %(lot)s would print with modules of %(module)s mm, too small for a "
+        "%(dpi)s dpi printer (at least %(smallest)s mm). Layouts that work: %(layouts)s."
+    ),
+    "layout_too_wide": N_("The labels run %(mm)s mm past the sheet's right edge."),
+    "layout_too_tall": N_("The labels run %(mm)s mm past the sheet's bottom edge."),
+    "profile_name_taken": N_("You already have a printer profile of this name."),
+    "too_many_ticked": N_(
+        "Tick at most %(limit)s rows one by one; for more, filter them and tick all matching lots."
+    ),
     "one_of_lots_or_filter": N_("Give either the lots or a filter, not both."),
     # -- the lab ---------------------------------------------------------------------------
     "unknown_protocol": N_("There is no protocol #%(id)s."),
@@ -157,18 +188,40 @@ CATALOGUE: dict[str, str] = {
     "filter_unknown": N_("Unknown filter %(key)s; use %(keys)s."),
     "filter_text": N_("Filter %(key)s must be text."),
     "dates_reversed": N_("The end date is before the start date."),
-    # -- CSV import ------------------------------------------------------------------------
-    "csv_not_utf8": N_("The file is not UTF-8 text. Save it as 'CSV UTF-8' and try again."),
+    # -- import of potting lots (CSV, XLSX) ------------------------------------------------
     "csv_empty": N_("The file is empty."),
     "csv_no_rows": N_("The file has a header but no rows."),
-    "csv_missing_columns": N_("Missing column(s): %(missing)s. The header must name: %(columns)s."),
-    "csv_cell_empty": N_("%(column)s is empty"),
-    "csv_cell_too_long": N_("%(column)s is longer than %(n)s characters"),
-    "csv_bad_quantity": N_("quantity %(value)s is not a whole number ≥ 0"),
-    "csv_bad_date": N_("potting_date %(value)s is not a date like 2026-11-23"),
     "csv_unreadable": N_("this line cannot be read as CSV (%(reason)s)"),
-    "csv_duplicate": N_("lot_number %(value)s already appears on line %(line)s"),
-    "csv_choose_file": N_("Choose a CSV file to import."),
+    "imp_choose_file": N_("Choose a CSV or Excel (.xlsx) file to import."),
+    "imp_not_table": N_(
+        "This is not a CSV or Excel (.xlsx) file. Save the spreadsheet as CSV or .xlsx "
+        "and choose it again."
+    ),
+    "imp_xls": N_(
+        "Old Excel files (.xls) cannot be read. Save it as an Excel workbook (.xlsx) or CSV "
+        "and choose it again."
+    ),
+    "imp_bad_xlsx": N_(
+        "This Excel file cannot be read (%(reason)s). Save it again as .xlsx or CSV."
+    ),
+    "imp_undecodable": N_(
+        "The file's text cannot be read as UTF-8 or Windows-1252 (at byte %(position)s). "
+        "Save it as 'CSV UTF-8' and choose it again."
+    ),
+    "imp_too_many_rows": N_("The file has more than %(limit)s rows; split it into smaller files."),
+    "imp_too_large": N_(
+        "The file is too large: the limit is %(limit)s MB. Split it into smaller files."
+    ),
+    "imp_expired": N_(
+        "This upload has expired (after an hour) or was imported already. Choose the file again."
+    ),
+    "imp_column_missing": N_("required: choose the file's column for it"),
+    "imp_column_twice": N_("this column is already used for another field"),
+    "imp_empty": N_("required, but empty"),
+    "imp_too_long": N_("longer than %(n)s characters"),
+    "imp_not_whole": N_("%(value)s is not a whole number of 0 or more"),
+    "imp_not_date": N_("%(value)s is not a date like %(example)s or 2026-11-23"),
+    "imp_duplicate": N_("%(value)s is on row %(row)s already"),
 }
 
 # How many times an attempt was made, appended when the engine gave up (error_params["attempts"]).

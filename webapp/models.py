@@ -66,6 +66,13 @@ class User(UserMixin, Model):
     # A mail with the link when a long job ends while its page is not open (DESIGN §1, admin).
     ready_mail: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Part of every session's user id (`get_id`): logout and a password change add one, which
+    # ends every session cookie issued before (webapp/auth.py).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session: the id and the session version."""
+        return f"{self.id}.{self.session_version}"
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -87,9 +94,26 @@ class ApiToken(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
     token_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(80), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Written by requests that write anyway; reads note their use in Redis (webapp/auth.py).
     last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # None: never
     user: Mapped[User] = relationship()
+
+
+class RememberToken(Model):
+    """One browser's "stay logged in" cookie, stored hashed; a new value on every use."""
+
+    __tablename__ = "remember_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # The value it replaced, still taken for a few seconds (tabs restored at once: webapp/auth.py).
+    previous_sha256: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    rotated_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
 
 
 class PottingLot(Model):
@@ -427,3 +451,28 @@ class AuditEntry(Model):
     result: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
 
     user: Mapped[User | None] = relationship()
+
+
+# -- the nursery's printers ---------------------------------------------------------------------
+
+
+class PrinterProfile(Model):
+    """A user's printer: its layout (a preset or their own sizes in mm), start position on the
+    sheet, printer offset and default copies. The one used last is preselected."""
+
+    __tablename__ = "printer_profiles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(60))
+    layout: Mapped[str] = mapped_column(sa.String(40))  # a preset's key, or "custom"
+    # A custom layout's measurements (webapp/pdf/layout.py `custom`): kind, label_w, label_h,
+    # and for sheets page_w, page_h, cols, rows, left, top, gap_x, gap_y.
+    custom: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    start_position: Mapped[int] = mapped_column(default=1)
+    offset_x: Mapped[float] = mapped_column(default=0.0)
+    offset_y: Mapped[float] = mapped_column(default=0.0)
+    copies: Mapped[int] = mapped_column(default=1)
+    last_used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("user_id", "name", name="uq_printer_profiles_name"),)

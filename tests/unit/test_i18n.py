@@ -545,14 +545,14 @@ class TestLocaleChoice:
     def test_english_is_the_default(self, browser):
         page = page_of(browser.get("/nursery/potting-lots"))
         assert lang_of(page) == "en"
-        assert "Print labels (12)" in [page.text(b) for b in page.find("button")]
+        assert "Print all 12 lots (12 labels)" in [page.text(b) for b in page.find("button")]
 
     def test_a_dutch_user_sees_the_table_in_dutch(self, site, browser):
         dutch(site)
         page = page_of(browser.get("/nursery/potting-lots"))
         assert lang_of(page) == "nl"
         texts = [page.text(b) for b in page.find("button")]
-        assert "Labels afdrukken (12)" in texts
+        assert "Alle 12 partijen afdrukken (12 labels)" in texts
         assert page.text(page.find("h1")[0]) == "Oppotpartijen"
         assert "Mijn taken" in [page.text(a) for a in page.find("a")]
         assert "12 oppotpartijen" in page.text(page.find("p", class_="row-count")[0])
