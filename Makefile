@@ -67,8 +67,7 @@ test: install system-deps postgres-server
 	$(BIN)/ruff format --check webapp workers tests bench
 	$(BIN)/mypy
 	@$(MAKE) --no-print-directory audit
-	$(BIN)/python -m pytest -p no:cacheprovider -n 2 tests/unit
-	$(BIN)/python -m pytest -p no:cacheprovider tests/integration tests/browser
+	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile
 
 # pip-audit of the installed dependencies (our own editable package skipped). A known
 # vulnerability fails; an advisory service that cannot be reached (offline, or a mirror that

@@ -262,6 +262,7 @@ class Stack:
             }
         )
         self.token = ""
+        self.pg_busy: list[Any] = []
         self.gates: list[str] = []
         self._gate_numbers = itertools.count(1)
 
@@ -457,7 +458,10 @@ class Stack:
             os.kill(pid, signal.SIGCONT)
             return False
 
-        wait_for(stopped_unlocked, 10, interval=0.01, message="a moment without a write lock")
+        try:
+            wait_for(stopped_unlocked, 10, interval=0.01, message="a moment without a write lock")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; held by: {getattr(self, 'pg_busy', None)}") from None
         try:
             yield
         finally:
@@ -474,16 +478,19 @@ class Stack:
 
     def database_writable(self) -> bool:
         """No transaction of another process holds the database: SQLite's write lock is free,
-        or (PostgreSQL) no other session is inside a transaction."""
+        or (PostgreSQL) no other client is inside a transaction that wrote or locked rows (one
+        that only read holds nothing a writer waits for)."""
         if self.database_url:
             import psycopg
 
             with psycopg.connect(self.database_url, autocommit=True) as pg:
                 busy = pg.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
-                ).fetchone()
-            return busy is not None and busy[0] == 0
+                    "SELECT pid, state, left(query, 120) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND backend_type = 'client backend' AND backend_xid IS NOT NULL"
+                ).fetchall()
+            self.pg_busy = busy  # what held it, for a failure's message
+            return not busy
         conn = sqlite3.connect(self.data / "pressroom.db", timeout=0, isolation_level=None)
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -590,7 +597,16 @@ def running_stack(
 FILE_NAME = re.compile(r"oppotpartijen_\d{2}W\d{2}-[1-7]\.pdf")  # {%gW%V-%u} (DESIGN §1)
 
 
-DATABASES = ("sqlite", "postgresql")
+BOTH = ("sqlite", "postgresql")
+# Every integration test runs on SQLite; a module or class about what the database itself does
+# (unique indexes under concurrent submits, row and advisory locks, lock timeouts, the outbox's
+# claims, a schedule's period run once) sets `DATABASES = BOTH` and runs on PostgreSQL too. The
+# whole suite on both: `PRESSROOM_TEST_DATABASES=sqlite,postgresql` (about twice as long).
+DATABASES = tuple(
+    os.environ.get("PRESSROOM_TEST_DATABASES", "").split(",")
+    if os.environ.get("PRESSROOM_TEST_DATABASES")
+    else ("sqlite",)
+)
 
 
 def database_url(request: pytest.FixtureRequest, database: str) -> str | None:
@@ -602,10 +618,14 @@ def database_url(request: pytest.FixtureRequest, database: str) -> str | None:
 
 
 def parametrize_databases(metafunc: pytest.Metafunc) -> None:
-    """Every test that uses `stack` runs on SQLite and on PostgreSQL, or on the module's
-    `DATABASES` only (a module about one database's own mechanics)."""
+    """A test that uses `stack` runs on its class's or module's `DATABASES` (SQLite, or BOTH),
+    or on every database named in PRESSROOM_TEST_DATABASES."""
     if "stack" in metafunc.fixturenames:
-        databases = getattr(metafunc.module, "DATABASES", DATABASES)
+        databases = getattr(metafunc.cls, "DATABASES", None) or getattr(
+            metafunc.module, "DATABASES", DATABASES
+        )
+        if os.environ.get("PRESSROOM_TEST_DATABASES"):
+            databases = DATABASES
         metafunc.parametrize("stack", databases, indirect=True, scope="module")
 
 

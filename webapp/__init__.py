@@ -24,6 +24,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config_module.load(config))
     Path(app.config["PRESSROOM_DATA"]).mkdir(parents=True, exist_ok=True)
     _logging(app)
+    if proxies := app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
 
     from webapp.extensions import babel, csrf, db, htmx, login_manager, migrate
     from webapp.i18n import select_locale

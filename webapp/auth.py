@@ -345,9 +345,18 @@ def end_session(user_id: int) -> None:
             .values(session_version=User.session_version + 1)
         )
         if token:
+            # By either value: this very request may have rotated it (a browser logged back in
+            # by its remember-me cookie, then logging out), leaving the cookie's as the previous.
+            digest = hash_token(token)
             session.execute(
-                sa.delete(RememberToken).where(RememberToken.token_sha256 == hash_token(token))
+                sa.delete(RememberToken).where(
+                    sa.or_(
+                        RememberToken.token_sha256 == digest,
+                        RememberToken.previous_sha256 == digest,
+                    )
+                )
             )
+    g.pop("remember_set", None)  # a value rotated in this request must not be sent now
     g.remember_clear = True
 
 

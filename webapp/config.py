@@ -39,7 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "RESEND_AFTER_S": 30.0,  # reaper re-sends queued jobs not sent for longer
     "PROGRESS_MIN_INTERVAL_S": 0.25,
     "REAPER_INTERVAL_S": 5.0,
-    "DB_LOCK_TIMEOUT_S": 5.0,  # a write waits this long for the database, then answers 503
+    "DB_LOCK_TIMEOUT_S": 5.0,
+    # Proxies in front (a load balancer: 1) whose X-Forwarded-For/-Proto are believed: the
+    # login throttle counts per client address, which is theirs without this.
+    "TRUSTED_PROXIES": 0,  # a write waits this long for the database, then answers 503
     "RETENTION_DAYS": 7,
     "DISK_LOW_MB": 200.0,  # less free on the artifacts' disk: /healthz and /admin say "low"
     "MAIL_RETRY_BACKOFF_S": 30.0,  # outbox items (mails): first retry delay, doubling, ≤ 1 h
@@ -77,6 +80,7 @@ _INT_KEYS = (
     "REMEMBER_DAYS",
     "DB_POOL_SIZE",
     "DB_MAX_OVERFLOW",
+    "TRUSTED_PROXIES",
 )
 _FLOAT_KEYS = (
     "HEARTBEAT_S",

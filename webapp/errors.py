@@ -3,6 +3,7 @@ sentence, and the ones a request can meet carry the HTTP status and API code the
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from webapp.messages import Msg
@@ -97,8 +98,10 @@ class DatabaseBusy(TransientError):
     status = 503
     api_code = "database_busy"
     retry_after_s = 5
+    last_at = 0.0  # time.monotonic() of the latest in this process (/healthz's cache reads it)
 
     def __init__(self, holder: str | None = None, *, reason: str = "locked") -> None:
+        DatabaseBusy.last_at = time.monotonic()
         self.holder = holder
         self.reason = reason  # locked, readonly, io, unavailable
         super().__init__("database_busy", holder=describe_unavailable(reason, holder))

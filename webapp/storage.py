@@ -72,6 +72,10 @@ class Storage(Protocol):
         """Publish `local` at `key` atomically; an existing key is kept as is (same key, same
         bytes). `local` is consumed (moved or removed)."""
 
+    def replace(self, local: Path, key: str) -> None:
+        """Publish `local` at `key`, overwriting whatever is there (a split job's part: its key
+        is its index, not its content, and a stale attempt's upload must not survive)."""
+
     def exists(self, key: str) -> bool: ...
 
     def size(self, key: str) -> int | None:
@@ -126,6 +130,16 @@ class LocalStorage:
         if final.exists():  # content-addressed: the same name means the same bytes
             local.unlink(missing_ok=True)
             return
+        self._move(local, final)
+
+    def replace(self, local: Path, key: str) -> None:
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fsync_file(local)
+        self._move(local, final)
+
+    @staticmethod
+    def _move(local: Path, final: Path) -> None:
         os.replace(local, final)
         dir_fd = os.open(final.parent, os.O_RDONLY)
         try:
@@ -263,6 +277,10 @@ class S3Storage:
     def put(self, local: Path, key: str) -> None:
         if not self.exists(key):  # (a staged upload: one HEAD)
             self._upload(local, key)
+        local.unlink(missing_ok=True)
+
+    def replace(self, local: Path, key: str) -> None:
+        self._upload(local, key)
         local.unlink(missing_ok=True)
 
     def _upload(self, local: Path, key: str) -> None:

@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from tests.conftest import wait_for
-from tests.services import ROOT, Service, Stack, http_request
+from tests.services import BOTH, ROOT, Service, Stack, http_request
 
+DATABASES = BOTH  # PostgreSQL too: a held lock there waits for its lock_timeout
 LOCK_TIMEOUT_S = 2.0
 MARGIN_S = 15.0  # two busy cores: start-up noise, never the lock itself
 # A job whose worker could not write its heartbeat meanwhile is re-queued soon after.
-STACK = {"env": {"DB_LOCK_TIMEOUT_S": str(LOCK_TIMEOUT_S), "HEARTBEAT_STALE_S": "30"}, "lots": 20}
+STACK = {"env": {"DB_LOCK_TIMEOUT_S": str(LOCK_TIMEOUT_S), "HEARTBEAT_STALE_S": "12"}, "lots": 20}
 
 # A process of our own code that takes the write lock through write_txn, makes a write in it,
 # says so, and lets go only when it reads a line (the test writes that line while it is stopped).

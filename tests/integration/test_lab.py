@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from aiosmtpd import controller as aiosmtpd
 
 from tests.conftest import wait_for
-from tests.services import Stack
+from tests.services import BOTH, Stack
 from webapp.db import write_txn
 from webapp.extensions import db
 from webapp.lab.demo import seed_lab
@@ -137,6 +137,8 @@ def vet_email(report_id: int) -> str:
 
 
 class TestReportMail:
+    DATABASES = BOTH
+
     def test_refused_twice_then_accepted_arrives_once_with_the_pdf(self, stack, app_ctx, mailbox):
         mailbox.refuse, mailbox.refuse_for = 2, vet_email(1)
         job = finalise(stack, 1)
@@ -203,6 +205,8 @@ class TestReportMail:
 
 
 class TestWorkOrders:
+    DATABASES = BOTH
+
     def test_twenty_concurrent_views_make_one_generation(self, stack, app_ctx):
         from webapp.models import WorkOrder, WorkOrderItem
 

@@ -128,6 +128,30 @@ class TestLoginThrottle:
         response = elsewhere.post(LOGIN, data=RIGHT, environ_base={"REMOTE_ADDR": "192.0.2.7"})
         assert response.status_code == 302
 
+    def test_behind_a_trusted_proxy_the_address_is_the_clients(self, make_app):
+        # All requests come from the balancer (one REMOTE_ADDR); X-Forwarded-For tells them apart.
+        app = make_app(LOGIN_FAILS_PER_ADDRESS="3 per 15 minutes", TRUSTED_PROXIES=1)
+        with app.app_context():
+            add_user()
+        balancer = {"REMOTE_ADDR": "10.0.0.2"}
+        guesser = app.test_client()
+        for n in range(3):
+            guesser.post(
+                LOGIN,
+                data={"email": f"guess{n}@example.com", "password": "x"},
+                environ_base=balancer,
+                headers={"X-Forwarded-For": "198.51.100.9"},
+            )
+        staff = app.test_client()
+        response = staff.post(
+            LOGIN, data=RIGHT, environ_base=balancer, headers={"X-Forwarded-For": "192.0.2.7"}
+        )
+        assert response.status_code == 302
+        refused = guesser.post(
+            LOGIN, data=RIGHT, environ_base=balancer, headers={"X-Forwarded-For": "198.51.100.9"}
+        )
+        assert refused.status_code == 429
+
     def test_after_the_window_the_right_password_works_again(self, staff_app, monkeypatch):
         client = staff_app.test_client()
         for _ in range(5):
@@ -336,6 +360,24 @@ class TestRememberMe:
         assert to_login(replay.get("/jobs/"))
         # The phone's session predates the logout; its own remember-me brings it back.
         assert logged_in(phone)
+
+    def test_a_browser_back_by_its_remember_me_that_logs_out_is_logged_out(self, staff_app):
+        # Logged out elsewhere (the session version moved on); this browser's session cookie
+        # is stale, so its logout request is logged in by the remember-me value — which it
+        # rotates — and the logout must revoke that one too, and send no new value.
+        laptop, phone = staff_app.test_client(), staff_app.test_client()
+        laptop.post(LOGIN, data=RIGHT)
+        phone.post(LOGIN, data=RIGHT)
+        phone.post("/logout")
+        value = cookie(laptop, REMEMBER_COOKIE)
+        laptop.post("/logout")
+        assert cookie(laptop, REMEMBER_COOKIE) is None
+        assert to_login(laptop.get("/jobs/"))
+        replay = staff_app.test_client()
+        replay.set_cookie(REMEMBER_COOKIE, value)
+        assert to_login(replay.get("/jobs/"))
+        with staff_app.app_context():
+            assert db.session.scalars(sa.select(RememberToken)).all() == []
 
     def test_an_expired_value_is_refused(self, staff_app):
         client = staff_app.test_client()

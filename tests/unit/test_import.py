@@ -102,6 +102,26 @@ def step_url(response) -> str:
     return location
 
 
+def xlsx_with_broken_xml(member: str) -> bytes:
+    """A real workbook (openpyxl's) whose `member` is cut off half way: a valid zip, bad XML."""
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["lot_number", "plant_name"])
+    book.active.append(["L-1", "Buxus"])
+    source = io.BytesIO()
+    book.save(source)
+    out = io.BytesIO()
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            dst.writestr(item, data[: len(data) // 2] if item.filename == member else data)
+    return out.getvalue()
+
+
 class Importer:
     """Runs an import through the CLI or the browser's steps; answers (ok, message text)."""
 
@@ -348,8 +368,19 @@ class TestBadFiles:
             (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01", "not a CSV or Excel"),
             (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64, ".xls"),
             (b"PK\x03\x04 this is no zip at all", "Excel file cannot be read"),
+            (xlsx_with_broken_xml("xl/worksheets/sheet1.xml"), "Excel file cannot be read"),
+            (xlsx_with_broken_xml("xl/workbook.xml"), "Excel file cannot be read"),
         ],
-        ids=["empty", "blank-lines", "header-only", "png", "xls", "broken-zip"],
+        ids=[
+            "empty",
+            "blank-lines",
+            "header-only",
+            "png",
+            "xls",
+            "broken-zip",
+            "broken-sheet",
+            "broken-book",
+        ],
     )
     def test_a_file_that_is_no_table_is_refused_with_a_reason(
         self, app, do_import, existing, data, words

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from tests.conftest import AuthActions, add_user, job_in
 from webapp import jobs
 from webapp.auth import create_token
 from webapp.extensions import db
+from webapp.jobs import poll
 from webapp.models import ApiToken, Job, Role, User, utcnow
 
 HX = {"HX-Request": "true"}
@@ -93,11 +95,13 @@ class TestWatchToken:
         with app.app_context():
             other_id = add_user("other@example.com", "pw-other").id
         mine = url.split("w=")[1]
-        user_id, locale, signature = mine.split(".")
+        user_id, locale, issued, signature = mine.split(".")
+        later = f"{int(issued, 16) + 1:x}"
         forged = [
-            f"{user_id}.{locale}.{signature[:-2]}xx",  # the signature changed
-            f"{other_id}.{locale}.{signature}",  # someone else's id on my signature
-            f"{user_id}.nl.{signature}",  # another locale than was signed
+            f"{user_id}.{locale}.{issued}.{signature[:-2]}xx",  # the signature changed
+            f"{other_id}.{locale}.{issued}.{signature}",  # someone else's id on my signature
+            f"{user_id}.nl.{issued}.{signature}",  # another locale than was signed
+            f"{user_id}.{locale}.{later}.{signature}",  # another minute than was signed
         ]
         bare = app.test_client()
         bare.set_cookie("session", "x")
@@ -108,6 +112,30 @@ class TestWatchToken:
         second = staff_job(app, "running", lot_ids=[4, 5])
         answer = bare.get(f"/jobs/{second}/status?w={mine}", headers=HX)
         assert answer.status_code == 401
+
+    def test_a_token_lasts_as_long_as_a_session_from_its_page(
+        self, app: Flask, watched: tuple[str, str]
+    ):
+        job_id, _url = watched
+        with app.test_request_context():
+            staff = db.session.scalars(sa.select(User)).one()
+            lifetime = int(app.permanent_session_lifetime.total_seconds() // 60)
+            now = int(time.time() // 60)
+            fresh = poll.token(job_id, staff, "en", issued=now - lifetime + 1)
+            stale = poll.token(job_id, staff, "en", issued=now - lifetime - 1)
+        browser = app.test_client()
+        browser.set_cookie("session", "x")
+        assert browser.get(f"/jobs/{job_id}/status?w={fresh}", headers=HX).status_code == 200
+        assert browser.get(f"/jobs/{job_id}/status?w={stale}", headers=HX).status_code == 401
+
+    def test_a_w_on_any_other_job_url_is_an_ordinary_request(
+        self, app: Flask, client: FlaskClient, watched: tuple[str, str]
+    ):
+        job_id, url = watched
+        token = url.split("w=")[1]
+        # The logged-in browser's own session is read as usual there (no 500, no anonymous).
+        assert client.get(f"/jobs/{job_id}?w={token}").status_code == 200
+        assert client.post(f"/jobs/{job_id}/cancel?w={token}").status_code in (200, 303)
 
     def test_logout_ends_the_tokens_issued_before(
         self, app: Flask, auth: AuthActions, watched: tuple[str, str]

@@ -78,6 +78,13 @@ class TestBothStores:
         store.put(second, "k/one.pdf")
         assert store.read_bytes("k/one.pdf") == b"first" and not second.exists()
 
+    def test_a_part_replaces_what_a_stale_attempt_left_at_its_index(self, store, tmp_path):
+        # A split job's part is keyed by its index: the attempt whose lease holds wins.
+        store.stage(a_file(tmp_path / "stale", b"stale attempt"), "chunks/j/00003.pdf")
+        fresh = a_file(tmp_path / "fresh", b"this attempt")
+        store.replace(fresh, "chunks/j/00003.pdf")
+        assert store.read_bytes("chunks/j/00003.pdf") == b"this attempt" and not fresh.exists()
+
     def test_a_reader_seeks_and_reads_only_from_there(self, store, tmp_path):
         store.put(a_file(tmp_path / "tmp", DATA), "r/data.bin")
         with store.open("r/data.bin") as reader:

@@ -82,6 +82,12 @@ def publish(tmp: Path, relative: str) -> None:
     store().put(tmp, relative)
 
 
+def publish_part(tmp: Path, key: str) -> None:
+    """A split job's part, inside the transaction that counted it (its lease checked first):
+    it replaces whatever an earlier, stale attempt may have left at its index."""
+    store().replace(tmp, key)
+
+
 def exists(relative: str) -> bool:
     return store().exists(relative)
 

@@ -87,14 +87,17 @@ def finish_chunk(lease: Lease, out: Path, index: int) -> int | None:
     completed the set (this worker merges under it), else None."""
     assert lease.parent_id is not None
     key = part_key(lease.parent_id, index, lease.suffix)
-    artifacts.stage(out, key)  # a remote store: uploaded before the transaction
     with write_txn() as session:
         counted = transitions.chunk_done(
             session, lease.job_id, lease.claims, lease.parent_id, lease.worker
         )
         if counted is None:
             raise LeaseLost(lease.job_id)
-        artifacts.publish(out, key)
+        # Written only under a lease that holds, over whatever is at the index: a part's key
+        # is its position, and an attempt that lost its lease must not leave its bytes there
+        # (uploaded before the check, a stale part would be kept and merged: S3's put keeps an
+        # existing key). On S3 this uploads inside the transaction: parts are small.
+        artifacts.publish_part(out, key)
     done, total, parent_claims = counted
     return parent_claims if done == total else None
 

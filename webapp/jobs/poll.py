@@ -1,8 +1,8 @@
 """The status path's fast lane: every open job page asks for its status once a second.
 
 The page that shows a job (rendered with the full login machinery) gives its polls a signed
-watch token, `?w=<user id>.<locale>.<signature>`: an HMAC of the job, the user, the user's
-session version and the locale. A poll that carries one (from a browser that still holds a
+watch token, `?w=<user id>.<locale>.<issued>.<signature>`: an HMAC of the job, the user, the
+user's session version, the locale and the minute it was issued (it lasts a session's lifetime). A poll that carries one (from a browser that still holds a
 session cookie, which is not decoded) is answered from one indexed SELECT
 (the job's row and the user's session version) with no session cookie read or re-signed, no
 user loaded through the ORM and, when nothing changed, a 304 decided before any template work.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -23,7 +24,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from babel import Locale
-from flask import Flask, Request, current_app
+from flask import Flask, Request, current_app, g
+from flask.globals import request_ctx
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from webapp.extensions import db
@@ -38,6 +40,7 @@ class Watcher:
 
     user_id: int
     locale: str
+    issued: int  # minutes since the epoch
     signature: str
 
 
@@ -50,27 +53,43 @@ def _key() -> bytes:
     return key
 
 
-def _sign(job_id: str, user_id: int, session_version: int, locale: str) -> str:
-    message = f"{job_id}|{user_id}|{session_version}|{locale}".encode()
+def _sign(job_id: str, user_id: int, session_version: int, locale: str, issued: int) -> str:
+    message = f"{job_id}|{user_id}|{session_version}|{locale}|{issued}".encode()
     mac = hmac.new(_key(), message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac[:18]).decode()
 
 
-def token(job_id: str, user: User, locale: str) -> str:
-    """The watch token of `job_id` for `user` reading it in `locale`."""
-    return f"{user.id}.{locale}.{_sign(job_id, user.id, user.session_version or 0, locale)}"
+def _minute() -> int:
+    return int(time.time() // 60)
+
+
+def token(job_id: str, user: User, locale: str, issued: int | None = None) -> str:
+    """The watch token of `job_id` for `user` reading it in `locale`, valid for the session
+    lifetime from `issued` (minutes since the epoch; now by default)."""
+    minute = _minute() if issued is None else issued
+    signature = _sign(job_id, user.id, user.session_version or 0, locale, minute)
+    return f"{user.id}.{locale}.{minute:x}.{signature}"
 
 
 def parse(text: Any) -> Watcher | None:
-    """The token's claim, or None when it is not one (the poll then goes the login way)."""
-    if not isinstance(text, str) or len(text) > 64:
+    """The token's claim, or None when it is not one or too old (the poll then goes the login
+    way): a token lasts as long as a session (PERMANENT_SESSION_LIFETIME) from its page."""
+    if not isinstance(text, str) or len(text) > 80:
         return None
     parts = text.split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) > 12:
+    if len(parts) != 4 or not parts[0].isdigit() or len(parts[0]) > 12:
         return None
-    if parts[1] not in current_app.config["LANGUAGES"]:
+    user_id, locale, issued_hex, signature = parts
+    if locale not in current_app.config["LANGUAGES"]:
         return None
-    return Watcher(int(parts[0]), parts[1], parts[2])
+    try:
+        issued = int(issued_hex, 16) if len(issued_hex) <= 10 else -1
+    except ValueError:
+        return None
+    lifetime = current_app.permanent_session_lifetime.total_seconds() // 60
+    if not 0 <= _minute() - issued <= lifetime:
+        return None
+    return Watcher(int(user_id), locale, issued, signature)
 
 
 class JobRow(SimpleNamespace):
@@ -168,7 +187,7 @@ def read(job_id: str, watcher: Watcher) -> JobRow | None:
     row = _first(_WATCHED, {"job_id": job_id, "user_id": watcher.user_id})
     if row is None:
         return None
-    expected = _sign(job_id, watcher.user_id, row[-1] or 0, watcher.locale)
+    expected = _sign(job_id, watcher.user_id, row[-1] or 0, watcher.locale, watcher.issued)
     if not hmac.compare_digest(expected, watcher.signature):
         return None
     return _job(row)
@@ -204,14 +223,27 @@ def locale(name: str) -> Locale:
 
 
 def is_poll(app: Flask, request: Request) -> bool:
-    """A watch-token poll: `/jobs/<id>/status?w=…` from a browser that still has a session
+    """A watch-token poll: `GET /jobs/<id>/status?w=…` from a browser that still has a session
     cookie (cheap to tell: no URL matching, the cookie not decoded). One without the cookie (its
-    session expired) goes the login way, to the login page and back to the job."""
+    session expired) goes the login way, to the login page and back to the job; any other
+    request under /jobs/ with a `w` is an ordinary one."""
     return (
-        request.path.startswith("/jobs/")
+        request.method == "GET"
+        and request.path.startswith("/jobs/")
+        and request.path.endswith("/status")
         and PARAM in request.args
         and app.config["SESSION_COOKIE_NAME"] in request.cookies
     )
+
+
+def open_real_session() -> None:
+    """Read the session cookie after all, for the rest of this request (a finished job's last
+    answer is rendered the full way: the user, their rights, the forms' CSRF fields)."""
+    ctx = request_ctx._get_current_object()  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    real = SecureCookieSessionInterface.open_session(app.session_interface, app, ctx.request)
+    ctx._session = real if real is not None else app.session_interface.make_null_session(app)
+    g.pop("_login_user", None)
 
 
 class PollAwareSessions(SecureCookieSessionInterface):

@@ -317,7 +317,16 @@ def _read_xlsx(data: bytes) -> Table:
 
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
+    # A zip whose XML is broken raises the XML parser's errors (SyntaxError's subclasses), an
+    # odd workbook anything from openpyxl's guts: all of it is a file that cannot be read.
+    except (
+        zipfile.BadZipFile,
+        InvalidFileException,
+        KeyError,
+        OSError,
+        ValueError,
+        SyntaxError,
+    ) as exc:
         raise ImportFailed(
             [RowError.of(0, "imp_bad_xlsx", reason=str(exc) or type(exc).__name__)]
         ) from None
@@ -333,7 +342,9 @@ def _read_xlsx(data: bytes) -> Table:
             rows.append((number, cells))
             if len(rows) > MAX_ROWS:
                 raise ImportFailed([RowError.of(0, "imp_too_many_rows", limit=MAX_ROWS)])
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except ImportFailed:
+        raise
+    except Exception as exc:  # (see above: a broken sheet's XML, a style openpyxl cannot read)
         raise ImportFailed(
             [RowError.of(0, "imp_bad_xlsx", reason=str(exc) or type(exc).__name__)]
         ) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ from flask.typing import ResponseReturnValue
 
 from webapp import monitor
 from webapp.db import write_problem
+from webapp.errors import DatabaseBusy
 from webapp.extensions import db
 
 bp = Blueprint("health", __name__)
@@ -30,7 +32,7 @@ def healthz() -> ResponseReturnValue:
         db.session.rollback()  # end the read: the write probe below uses its own connection
     if checks["database"] == "ok":
         # A database that answers reads may still refuse writes: locked, read-only, disk failed.
-        problem = write_problem(timeout=1.0)
+        problem = _write_problem_lately()
         if problem is not None:
             checks["database"] = f"error: cannot be written: {problem}"
     broker = current_app.extensions["pressroom.broker"]
@@ -46,6 +48,23 @@ def healthz() -> ResponseReturnValue:
     disk = _disk()
     status = "error" if not healthy else "low" if disk.get("low") else "ok"
     return jsonify(status=status, checks=checks, disk=disk), 200 if healthy else 503
+
+
+PROBE_EVERY_S = 2.0  # /healthz is public: a flood of it must not queue on the write lock
+
+
+def _write_problem_lately() -> str | None:
+    """The write probe's answer: a success is reused for PROBE_EVERY_S (per process) unless a
+    write of this process failed since, so a flood of requests takes the lock once per
+    interval; a problem is probed again every time (it should clear as soon as it can)."""
+    now = time.monotonic()
+    ok_at = current_app.extensions.get("pressroom.write_probe_ok", -PROBE_EVERY_S)
+    if now - ok_at < PROBE_EVERY_S and ok_at > DatabaseBusy.last_at:
+        return None
+    problem = write_problem(timeout=1.0)
+    if problem is None:
+        current_app.extensions["pressroom.write_probe_ok"] = time.monotonic()
+    return problem
 
 
 def _disk() -> dict[str, Any]:

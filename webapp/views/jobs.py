@@ -25,7 +25,7 @@ from webapp.downloads import send_job_file
 from webapp.extensions import db, login_manager
 from webapp.http import is_htmx, see_other
 from webapp.jobs import poll, watch
-from webapp.models import LIVE_STATUSES, Job
+from webapp.models import LIVE_STATUSES
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -70,17 +70,22 @@ def status(job_id: str) -> ResponseReturnValue:
 
 
 def watched_status(job_id: str, watcher: poll.Watcher) -> ResponseReturnValue:
+    # No user is loaded from the session this request must not read (Flask-Login's template
+    # context would, and so would an error page): anonymous until the session is opened.
+    g._login_user = login_manager.anonymous_user()
     job: Any = poll.read(job_id, watcher)
     if job is None:  # logged out since, another user's token, or no such job
         return login_manager.unauthorized()
-    # No user is loaded (Flask-Login's template context would, from the session it must not
-    # read) and the locale is the one the page was rendered in.
-    g._login_user = login_manager.anonymous_user()
+    if job.status not in LIVE_STATUSES:
+        # The last answer (polling stops with it) is rendered the full way: the finished
+        # file's size, the kind's own text and buttons for this user, the forms' CSRF fields.
+        poll.open_real_session()
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        job = jobs.get_for(current_user, job_id)
+        return status_answer(job, current_user.id, str(get_locale()), None)
+    # The locale is the one the page was rendered in (there is no user to ask).
     g._flask_babel = SimpleNamespace(babel_locale=poll.locale(watcher.locale))
-    if (
-        job.status not in LIVE_STATUSES
-    ):  # the last answer: the finished file's size, the kind's own text
-        job = db.session.get(Job, job_id) or job
     return status_answer(job, watcher.user_id, watcher.locale, request.args[poll.PARAM])
 
 
