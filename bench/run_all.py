@@ -24,6 +24,9 @@ FULL = [
     ["export.py", "--workers", "1,2"],
     ["enqueue.py"],
     ["status_wrk.py"],
+    ["status_cost.py"],
+    ["load.py"],
+    ["scaling.py"],
     ["lab.py"],
     ["admin.py"],
 ]
@@ -43,6 +46,8 @@ QUICK = [
     ["export.py", "--rows", "20000", "--workers", "2", "--repeat", "1"],
     ["enqueue.py", "--requests", "30"],
     ["status_wrk.py", "--duration", "3"],
+    ["status_cost.py", "--requests", "200"],
+    ["load.py", "--browsers", "20", "--submitters", "2", "--duration", "5"],
     ["lab.py", "--protocols", "60", "--requests", "40"],
     ["admin.py", "--documents", "200", "--workers", "2", "--jobs", "10000"],
 ]

@@ -113,7 +113,7 @@ class Lease:
                     items=items,
                 )
         except DatabaseBusy as exc:
-            if force:
+            if force or exc.reason != "locked":  # a full or read-only database: not news
                 raise
             # A throttled report is only news: the work goes on and the next report carries
             # the count (the reaper's stale check allows for far longer than a busy lock).

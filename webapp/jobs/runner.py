@@ -23,7 +23,7 @@ from flask import current_app
 from webapp import storage
 from webapp.db import unavailable_reason, write_txn
 from webapp.documents import DocumentKind, Part
-from webapp.errors import LeaseLost, PermanentError, TransientError
+from webapp.errors import DatabaseBusy, LeaseLost, PermanentError, TransientError
 from webapp.extensions import db
 from webapp.jobs import artifacts, batches
 from webapp.jobs.lease import Lease, claim
@@ -69,6 +69,13 @@ def guarded(lease: Lease, work: Callable[[Lease], None], *, batch_id: str | None
         lease.cleanup()
         lease.fail(exc.msg)
         _remove_parts_if_ended(batch)
+    except DatabaseBusy as exc:
+        if exc.reason == "io":
+            # The database's own disk is full or failing (it shares the artifacts' disk): free
+            # what this attempt wrote first, so that the failure itself can be written.
+            _fail_on_a_failing_database(lease, batch, exc)
+        else:
+            _later_or_to_the_reaper(lease, exc)
     except TransientError as exc:
         lease.retry_later(exc.msg)
     except OSError as exc:
@@ -82,14 +89,7 @@ def guarded(lease: Lease, work: Callable[[Lease], None], *, batch_id: str | None
             _remove_parts_if_ended(batch)
     except Exception as exc:
         if unavailable_reason(exc) == "io":
-            # The database's own disk is full or failing (it shares the artifacts' disk): free
-            # what this attempt wrote first, so that the failure itself can be written.
-            lease.cleanup()
-            db.session.rollback()
-            log.error("job %s: the database could not be written: %s", lease.job_id, exc)
-            full = "full" in str(exc).lower()
-            lease.fail(disk_full_msg(None) if full else Msg("disk_io_error"))
-            _remove_parts_if_ended(batch)
+            _fail_on_a_failing_database(lease, batch, exc)
         else:
             log.exception("job %s: unexpected error", lease.job_id)
             lease.retry_later(Msg("unexpected", {"reason": f"{exc.__class__.__name__}: {exc}"}))
@@ -113,6 +113,32 @@ def describe_os_error(exc: OSError) -> Msg:
     if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOTDIR):
         return Msg("not_writable")
     return Msg("file_error", {"reason": exc.strerror or str(exc)})
+
+
+def _fail_on_a_failing_database(lease: Lease, batch: str, exc: Exception) -> None:
+    """Fail the job whose writes met a database on a full or failing disk: this attempt's
+    files go first (room for the failure's own write); if even that cannot be written, the
+    job is left to the reaper (its heartbeat goes stale) rather than the message crashing."""
+    lease.cleanup()
+    db.session.rollback()
+    log.error("job %s: the database could not be written: %s", lease.job_id, exc)
+    cause = exc.__cause__ if isinstance(exc, DatabaseBusy) and exc.__cause__ else exc
+    full = "full" in str(cause).lower() or "full" in str(exc).lower()
+    try:
+        lease.fail(disk_full_msg(None) if full else Msg("disk_io_error"))
+    except DatabaseBusy as again:
+        log.error("job %s: its failure could not be written either (%s)", lease.job_id, again)
+        return
+    _remove_parts_if_ended(batch)
+
+
+def _later_or_to_the_reaper(lease: Lease, exc: DatabaseBusy) -> None:
+    """A locked or read-only database: try again later — when even that cannot be written,
+    the job stays `running` and the reaper re-queues it once its heartbeat is stale."""
+    try:
+        lease.retry_later(exc.msg)
+    except DatabaseBusy as again:
+        log.warning("job %s: left to the reaper: %s", lease.job_id, again)
 
 
 # -- the disk -------------------------------------------------------------------------------------

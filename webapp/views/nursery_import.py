@@ -134,16 +134,25 @@ def _samples(plan: importer.Plan) -> dict[int, str]:
     return found
 
 
+def _planned(token: str, fields: Any) -> tuple[Any, Any] | None:
+    """The kept upload and its dry run with the columns and options in `fields` (the step's
+    query string, or the commit's form); None when the upload is gone."""
+    kept = _kept(token)
+    if kept is None:
+        return None
+    upload, table = kept
+    options = importer.Options.from_form(fields, _locale())
+    return upload, importer.check(table, importer.mapping_from(fields, table), options)
+
+
 @bp.get("/potting-lots/import/<token>")
 @login_required
 def import_step(token: str) -> ResponseReturnValue:
     """Step 2: the proposed (or chosen) columns, the dry run's counts and errors, a preview."""
-    kept = _kept(token)
-    if kept is None:
+    planned = _planned(token, request.args)
+    if planned is None:
         return _gone()
-    upload, table = kept
-    options = importer.Options.from_form(request.args, _locale())
-    plan = importer.check(table, importer.mapping_from(request.args, table), options)
+    upload, plan = planned
     return _step_page(upload, plan)
 
 
@@ -151,12 +160,10 @@ def import_step(token: str) -> ResponseReturnValue:
 @login_required
 def import_commit(token: str) -> ResponseReturnValue:
     """Step 3: import every row in one transaction, or none (then the dry run shows why)."""
-    kept = _kept(token)
-    if kept is None:
+    planned = _planned(token, request.form)
+    if planned is None:
         return _gone()
-    upload, table = kept
-    options = importer.Options.from_form(request.form, _locale())
-    plan = importer.check(table, importer.mapping_from(request.form, table), options)
+    upload, plan = planned
     try:
         result = importer.commit(plan)
     except importer.ImportFailed:
