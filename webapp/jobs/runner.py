@@ -14,6 +14,7 @@ import contextvars
 import errno
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,32 +68,31 @@ def guarded(lease: Lease, work: Callable[[Lease], None], *, batch_id: str | None
         _remove_parts_if_ended(batch)
     except PermanentError as exc:
         lease.cleanup()
-        lease.fail(exc.msg)
-        _remove_parts_if_ended(batch)
+        _fail(lease, batch, exc.msg)
     except DatabaseBusy as exc:
         if exc.reason == "io":
             # The database's own disk is full or failing (it shares the artifacts' disk): free
             # what this attempt wrote first, so that the failure itself can be written.
             _fail_on_a_failing_database(lease, batch, exc)
         else:
-            _later_or_to_the_reaper(lease, exc)
+            _later_or_to_the_reaper(lease, exc.msg)
     except TransientError as exc:
-        lease.retry_later(exc.msg)
+        _later_or_to_the_reaper(lease, exc.msg)
     except OSError as exc:
         disk = disk_error(exc)
         if disk is None:
-            lease.retry_later(describe_os_error(exc))
+            _later_or_to_the_reaper(lease, describe_os_error(exc))
         else:
             log.error("job %s: %s (%s)", lease.job_id, disk.english(), exc)
             lease.cleanup()  # free what this attempt wrote before writing the failure
-            lease.fail(disk)
-            _remove_parts_if_ended(batch)
+            _fail(lease, batch, disk)
     except Exception as exc:
         if unavailable_reason(exc) == "io":
             _fail_on_a_failing_database(lease, batch, exc)
         else:
             log.exception("job %s: unexpected error", lease.job_id)
-            lease.retry_later(Msg("unexpected", {"reason": f"{exc.__class__.__name__}: {exc}"}))
+            reason = f"{exc.__class__.__name__}: {exc}"
+            _later_or_to_the_reaper(lease, Msg("unexpected", {"reason": reason}))
     except BaseException:
         # Dramatiq's TimeLimitExceeded or a shutdown: the worker middleware fails the job.
         interrupted = True
@@ -116,28 +116,52 @@ def describe_os_error(exc: OSError) -> Msg:
 
 
 def _fail_on_a_failing_database(lease: Lease, batch: str, exc: Exception) -> None:
-    """Fail the job whose writes met a database on a full or failing disk: this attempt's
-    files go first (room for the failure's own write); if even that cannot be written, the
-    job is left to the reaper (its heartbeat goes stale) rather than the message crashing."""
+    """Fail the job whose writes met a database on a full or failing disk (it shares the
+    artifacts' disk): this attempt's files go first, room for the failure's own write."""
     lease.cleanup()
     db.session.rollback()
     log.error("job %s: the database could not be written: %s", lease.job_id, exc)
     cause = exc.__cause__ if isinstance(exc, DatabaseBusy) and exc.__cause__ else exc
     full = "full" in str(cause).lower() or "full" in str(exc).lower()
-    try:
-        lease.fail(disk_full_msg(None) if full else Msg("disk_io_error"))
-    except DatabaseBusy as again:
-        log.error("job %s: its failure could not be written either (%s)", lease.job_id, again)
+    _fail(lease, batch, disk_full_msg(None) if full else Msg("disk_io_error"))
+
+
+FAIL_WRITE_TRIES = 6  # over ~10 s: other workers' failing attempts free their files meanwhile
+
+
+def _fail(lease: Lease, batch: str, msg: Msg) -> None:
+    """Write the job's failure (and remove its batch's parts once it has ended). When the
+    database's own disk is full even for that, make room — this attempt's files, then the
+    failing batch's parts, which nothing will merge — and try again for a few seconds, as the
+    other workers of the batch free theirs; then leave it to the reaper (stale heartbeat)."""
+    for attempt in range(1, FAIL_WRITE_TRIES + 1):
+        try:
+            lease.fail(msg)
+        except DatabaseBusy as exc:
+            db.session.rollback()
+            if attempt == FAIL_WRITE_TRIES:
+                log.error("job %s: its failure could not be written (%s)", lease.job_id, exc)
+                return
+            if exc.reason == "io":
+                lease.cleanup()
+                try:
+                    artifacts.store().delete_prefix(batches.part_prefix(batch))
+                except OSError as gone:
+                    log.warning("job %s: parts not removed: %s", batch, gone)
+            log.warning("job %s: failure not written yet (%s), again", lease.job_id, exc)
+            time.sleep(0.3 * attempt)  # (a backoff of the engine, not a test's wait)
+            continue
+        _remove_parts_if_ended(batch)
         return
-    _remove_parts_if_ended(batch)
 
 
-def _later_or_to_the_reaper(lease: Lease, exc: DatabaseBusy) -> None:
-    """A locked or read-only database: try again later — when even that cannot be written,
+def _later_or_to_the_reaper(lease: Lease, msg: Msg) -> None:
+    """Try again later — when even that cannot be written (a locked or read-only database),
     the job stays `running` and the reaper re-queues it once its heartbeat is stale."""
     try:
-        lease.retry_later(exc.msg)
+        lease.retry_later(msg)
     except DatabaseBusy as again:
+        db.session.rollback()
         log.warning("job %s: left to the reaper: %s", lease.job_id, again)
 
 
