@@ -469,3 +469,62 @@ def test_tmpfs_is_unmounted_afterwards(tmp_path):
     with tmpfs(target, 64):
         assert os.path.ismount(target)
     assert not os.path.ismount(target)
+
+
+class TestAFailureOnAFullDatabase:
+    """The failure itself meets the full disk (the database shares it): room is made, then it
+    is written; when it never can be, the job is left to the reaper, the message not crashed."""
+
+    @pytest.fixture
+    def app_with_lots(self, app):
+        with app.app_context():
+            add_user()
+            from webapp.nursery.demo import seed_lots
+
+            seed_lots(10)
+            yield app
+            db.session.remove()
+
+    def test_the_batchs_parts_make_room_and_the_failure_is_written(
+        self, app_with_lots, monkeypatch
+    ):
+        from webapp.errors import DatabaseBusy
+        from webapp.jobs.lease import Lease
+
+        job_id, lease = claimed()
+        part = artifacts.root() / batches.part_key(job_id, 1, ".pdf")
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(b"%PDF a part nothing will merge")
+        real_fail, refusals = Lease.fail, []
+
+        def full_once(self, msg):
+            if not refusals:
+                refusals.append(msg)
+                raise DatabaseBusy(reason="io")
+            return real_fail(self, msg)
+
+        monkeypatch.setattr(Lease, "fail", full_once)
+        monkeypatch.setattr(runner.time, "sleep", lambda _s: None)
+        runner._fail(lease, job_id, Msg("disk_full_free", {"free": "0.1 MB"}))
+        assert refusals and not part.exists()  # room made before the second try
+        failed = row(job_id)
+        assert failed.status == "failed" and failed.error_code == "disk_full_free"
+
+    def test_a_failure_that_can_never_be_written_is_left_to_the_reaper(
+        self, app_with_lots, monkeypatch
+    ):
+        from webapp.errors import DatabaseBusy
+        from webapp.jobs.lease import Lease
+
+        job_id, lease = claimed()
+        tries = []
+
+        def always_full(self, msg):
+            tries.append(msg)
+            raise DatabaseBusy(reason="io")
+
+        monkeypatch.setattr(Lease, "fail", always_full)
+        monkeypatch.setattr(runner.time, "sleep", lambda _s: None)
+        runner._fail(lease, job_id, Msg("disk_io_error"))  # returns: no exception escapes
+        assert len(tries) == runner.FAIL_WRITE_TRIES
+        assert row(job_id).status == "running"  # the reaper re-queues it once stale
