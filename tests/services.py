@@ -600,7 +600,7 @@ FILE_NAME = re.compile(r"oppotpartijen_\d{2}W\d{2}-[1-7]\.pdf")  # {%gW%V-%u} (D
 BOTH = ("sqlite", "postgresql")
 # Every integration test runs on SQLite; a module or class about what the database itself does
 # (unique indexes under concurrent submits, row and advisory locks, lock timeouts, the outbox's
-# claims, a schedule's period run once) sets `DATABASES = BOTH` and runs on PostgreSQL too. The
+# claims) sets `DATABASES = BOTH` and runs on PostgreSQL too. The
 # whole suite on both: `PRESSROOM_TEST_DATABASES=sqlite,postgresql` (about twice as long).
 DATABASES = tuple(
     os.environ.get("PRESSROOM_TEST_DATABASES", "").split(",")

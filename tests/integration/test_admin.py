@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import wait_for
-from tests.services import ADMIN, BOTH, ROOT, Stack
+from tests.services import ADMIN, ROOT, Stack
 from webapp.auth import create_token
 from webapp.db import write_txn
 from webapp.extensions import db
@@ -49,8 +49,6 @@ def all_labels_done(stack: Stack) -> None:
 
 
 class TestSchedules:
-    DATABASES = BOTH
-
     def test_two_schedulers_at_once_make_one_report_per_period(self, stack, app_ctx, admin_token):
         env = {**stack.env, "SCHEDULES": "stats_daily@06:00,stats_weekly@mon 06:30"}
         argv = [
