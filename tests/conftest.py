@@ -138,6 +138,18 @@ def admin(ctx: Flask) -> User:
 
 
 @pytest.fixture
+def token(app: Flask) -> str:
+    """A staff user with 40 potting lots (ids 1..40) and an API token."""
+    from webapp.auth import create_token
+    from webapp.nursery.demo import seed_lots
+
+    with app.app_context():
+        user = add_user()
+        seed_lots(40)
+        return create_token(user)
+
+
+@pytest.fixture
 def lots(ctx: Flask) -> int:
     from webapp.nursery.demo import seed_lots
 

@@ -66,17 +66,6 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 
 
 @pytest.fixture
-def token(app) -> str:
-    """A staff user with 40 potting lots (ids 1..40) and an API token."""
-    from webapp.nursery.demo import seed_lots
-
-    with app.app_context():
-        user = add_user()
-        seed_lots(40)
-        return create_token(user)
-
-
-@pytest.fixture
 def api(client, token):
     """A test client that sends the staff user's token with every request."""
 

@@ -14,7 +14,6 @@ import pytest
 
 from tests.conftest import add_user
 from tests.unit.test_api import assert_error
-from webapp.auth import create_token
 from webapp.documents import Part
 from webapp.documents.potting_lots import PottingLotLabels
 from webapp.extensions import db
@@ -26,17 +25,6 @@ from webapp.pdf.layout import PRESETS, part_bounds
 from webapp.pdf.qr import module_fits
 
 CREATED = datetime(2026, 11, 23, 9, 30)
-
-
-@pytest.fixture
-def token(app) -> str:
-    """A staff user with 40 potting lots (ids 1..40) and an API token."""
-    from webapp.nursery.demo import seed_lots
-
-    with app.app_context():
-        user = add_user()
-        seed_lots(40)
-        return create_token(user)
 
 
 @pytest.fixture
