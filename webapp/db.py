@@ -33,12 +33,12 @@ from webapp.extensions import db
 # a process on a mutex, processes on an flock of a file beside the database (released by the
 # kernel if its holder dies). Both are taken with a limit (DB_LOCK_TIMEOUT_S): a holder that is
 # stopped (SIGSTOP, a debugger, a swapped-out VM) makes writes answer DatabaseBusy (503) for as
-# long as it is stopped, never hang. The flock is polled (LOCK_NB, steps of 0.5 → 10 ms): a
+# long as it is stopped, never hang. The flock is polled (LOCK_NB, steps of 0.2 → 2 ms): a
 # blocking flock cannot be given a timeout in a thread. Its holder writes who it is into the
 # lock file, so the error can name it.
 DEFAULT_LOCK_TIMEOUT_S = 5.0
-_POLL_FIRST_S = 0.0005
-_POLL_MAX_S = 0.01
+_POLL_FIRST_S = 0.0002
+_POLL_MAX_S = 0.002
 _RECORD_BYTES = 256  # the holder record, padded: overwritten in place, never truncated
 _THREAD_LOCK = threading.Lock()
 _thread_holder: tuple[str, float] | None = None  # (thread name, since) while a thread holds it

@@ -19,7 +19,7 @@ from webapp.documents.potting_lots import PottingLotLabels
 from webapp.extensions import db
 from webapp.models import Job, PottingLot
 from webapp.nursery.labels import label_for
-from webapp.pdf import fonts
+from webapp.pdf import fonts, qr
 from webapp.pdf.labels import LabelData, LabelWriter, Typography, plan
 from webapp.pdf.layout import PRESETS, part_bounds
 from webapp.pdf.qr import module_fits
@@ -309,6 +309,19 @@ class TestPreflight:
         fits, module, smallest = module_fits("P2648-00001", 23.0, 203)
         assert fits and module > 1.0 and smallest == pytest.approx(2 * 25.4 / 203)
         assert not module_fits("P2648-" + "X" * 34, 6.0, 203)[0]
+
+    def test_the_size_counted_by_shape_is_the_size_drawn(self):
+        """A submit counts a code's modules once per mode and length: for every payload of a
+        shape the count must be what encoding that very payload gives."""
+        samples = [
+            "0" * 7, "1234567", "P2648-00001", "P2648-99999", "p2648-00001", "Lot 1/2",
+            "Vaste planten 12", "Vaste Planten 99", "Émile-42", "Ümit-433", "ורד-12",
+            "玫瑰-12", "A" * 60, "B" * 60, "a" * 120, "z" * 120,
+        ]  # fmt: skip
+        qr._counts.clear()
+        for payload in samples:
+            assert qr.module_count(payload) == qr.encode(payload)[0], payload
+        assert qr.shape("P2648-00001") == qr.shape("P2648-99999") != qr.shape("p2648-00001")
 
 
 class TestPrintForm:

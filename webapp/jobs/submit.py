@@ -146,20 +146,24 @@ def enqueue(
     prepared: Prepared | None = None,
     batch_id: str | None = None,
     reuse: bool = True,
+    looked_up: bool = False,
 ) -> tuple[Job, bool]:
     """Create the job inside the caller's transaction (or return its live twin). → (job, created)
 
     Validation reads in the same transaction. The message is sent after the commit. A bulk
     job's document (`batch_id`) waits in the bulk queue; `reuse=False` renders it again even
-    when an identical file exists (a regeneration after a template fix)."""
+    when an identical file exists (a regeneration after a template fix). `looked_up`: the
+    caller found no twin and no reusable file just before its write transaction, and a unique
+    index refuses a twin that went live since (`submit`); nothing is read here again."""
     kind = kind_of(kind_name)
     prepared = prepared or prepare(kind, params, owner)
     digest = input_hash(kind.name, prepared)
     subject = kind.subject(prepared.params)
     owner_id = owner.id if owner is not None else None
-    twin = live_twin(session, kind.name, owner_id, subject, digest)
-    if twin is not None:
-        return twin, False
+    if not looked_up:
+        twin = live_twin(session, kind.name, owner_id, subject, digest)
+        if twin is not None:
+            return twin, False
     now = utcnow()
     job = Job(
         owner_id=owner_id,
@@ -179,7 +183,7 @@ def enqueue(
         batch_id=batch_id,
     )
     job.file_name = kind.file_name(job)
-    artifact = reusable_artifact(session, digest) if reuse else None
+    artifact = reusable_artifact(session, digest) if reuse and not looked_up else None
     if artifact is not None:
         keep_artifact(artifact)
         job.status, job.artifact_id, job.finished_at = JobStatus.DONE.value, artifact.id, now
@@ -197,30 +201,48 @@ def enqueue(
 def submit(
     owner: User | None, kind_name: Any, params: Any, *, origin: Origin = Origin.USER
 ) -> tuple[Job, bool]:
-    """enqueue() in a transaction of its own; 20 identical concurrent submits make one job."""
+    """enqueue() in a transaction of its own; 20 identical concurrent submits make one job.
+
+    The twin and the reusable file are looked up before the write transaction: a repeated
+    submit answers without writing, and the write lock (every writer of the database queues
+    on it) is held for the insert alone — holding it for the lookups too made every submit of
+    a busy API wait for the others' (docs/benchmarks.md). A twin that goes live between the
+    lookup and the insert is refused by the live-job unique indexes (below); a file published
+    meanwhile is only rendered once more. A system job without a subject (no owner) has no
+    index to refuse its twin: it is looked up inside the transaction."""
     kind = kind_of(kind_name)
     prepared = prepare(kind, params, owner)
+    digest = input_hash(kind.name, prepared)
+    subject = kind.subject(prepared.params)
+    owner_id = owner.id if owner is not None else None
+    guarded = owner_id is not None or subject is not None
     try:
-        with kept_across_commits(), write_txn() as session:
-            job, created = enqueue(
-                session, kind, params, owner=owner, origin=origin, prepared=prepared
-            )
-            if created and owner is not None and "staff" not in kind.roles:
-                from webapp import audit  # an admin's own kind of work: in the audit log
-
-                audit.record(
-                    session, owner, f"start.{kind.name}", prepared.summary, {"job": job.id}
+        with kept_across_commits():
+            looked_up = False
+            if guarded:
+                twin = live_twin(db.session(), kind.name, owner_id, subject, digest)
+                if twin is not None:
+                    return twin, False
+                looked_up = reusable_artifact(db.session(), digest) is None
+            with write_txn() as session:
+                job, created = enqueue(
+                    session,
+                    kind,
+                    params,
+                    owner=owner,
+                    origin=origin,
+                    prepared=prepared,
+                    looked_up=looked_up,
                 )
+                if created and owner is not None and "staff" not in kind.roles:
+                    from webapp import audit  # an admin's own kind of work: in the audit log
+
+                    audit.record(
+                        session, owner, f"start.{kind.name}", prepared.summary, {"job": job.id}
+                    )
     except IntegrityError:
-        # A concurrent identical submit won the unique index (PostgreSQL path): return its job.
-        digest = input_hash(kind.name, prepared)
-        twin = live_twin(
-            db.session(),
-            kind.name,
-            owner.id if owner else None,
-            kind.subject(prepared.params),
-            digest,
-        )
+        # A concurrent identical submit won the unique index since the lookup: return its job.
+        twin = live_twin(db.session(), kind.name, owner_id, subject, digest)
         if twin is None:
             raise
         return twin, False

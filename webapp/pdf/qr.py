@@ -90,10 +90,39 @@ def smallest_module(dpi: int) -> float:
     return MIN_DOTS_PER_MODULE * 25.4 / dpi
 
 
+ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
+_counts: dict[tuple[str, int], int] = {}  # (mode, length) → side in modules
+
+
+def shape(payload: str) -> tuple[str, int]:
+    """What decides a code's version: zxing-cpp encodes a payload in one mode (numeric,
+    alphanumeric, else bytes: Latin-1 when it fits, UTF-8 with an ECI header when not) and
+    picks the smallest version its length fits."""
+    if payload.isdigit() and payload.isascii():
+        return "n", len(payload)
+    if set(payload) <= ALPHANUMERIC:
+        return "a", len(payload)
+    try:
+        return "l", len(payload.encode("latin-1"))
+    except UnicodeEncodeError:
+        return "u", len(payload.encode("utf-8"))
+
+
+def module_count(payload: str) -> int:
+    """The code's side in modules without drawing it, the same for every payload of its
+    `shape` (a submit checks the selection's longest lot numbers: encoded once per shape)."""
+    key = shape(payload)
+    count = _counts.get(key)
+    if count is None:
+        code = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
+        count = _counts[key] = int(code.to_image(scale=1, add_quiet_zones=False).shape[1])
+    return count
+
+
 def module_fits(payload: str, size: float, dpi: int) -> tuple[bool, float, float]:
     """(prints reliably, module width in mm, the smallest allowed) for `payload`'s code drawn
     `size` mm wide on a `dpi` printer."""
-    count, _ = modules(payload)
+    count = module_count(payload)
     width = size / count
     smallest = smallest_module(dpi)
     return width >= smallest - 1e-9, width, smallest
