@@ -71,6 +71,7 @@ def main() -> None:
         "fragment 304": (browser, poll, {**hx, "If-None-Match": etag}),
         "fragment 200, the long way": (browser, f"/jobs/{job_id}/status", hx),
         "api GET": (api, f"/api/v1/jobs/{job_id}", bearer),
+        "job page": (browser, f"/jobs/{job_id}", {}),
     }
     print(f"# bench/status_cost.py — {machine()}")
     for name, (client, path, headers) in cases.items():

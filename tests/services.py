@@ -212,6 +212,10 @@ class Stack:
                 "dramatiq_restart_delay": "300",
                 "REAPER_INTERVAL_S": "0.5",
                 "RETRY_BACKOFF_S": "0.2",
+                # Renders at the tests' own priority: the other test process of `make test`
+                # would otherwise take the CPU from them (the default, 10, is tested in
+                # test_supervisor.py).
+                "WORKER_NICE": "0",
                 # The test-only kind whose pace the test sets (the test process imports it above).
                 "PRESSROOM_EXTRA_KINDS": paced.__name__,
                 # No statistics jobs of their own in tests that count jobs (a module sets it).

@@ -20,9 +20,9 @@ DEFAULTS: dict[str, Any] = {
     "LAB_NAME": "Laboratorio de Anatomía Patológica Veterinaria",
     "LAB_ADDRESS": "Calle de la Ciencia 12, 46022 Valencia",
     "LAB_LOCALE": "es",  # report PDFs and the lab's mails
-    "LABEL_PRINTER_DPI": 203,
+    "LABEL_PRINTER_DPI": 203,  # the reception label printer: 203 or 300
     "SCHEDULES": "stats_daily@06:00,stats_weekly@mon 06:30",  # empty: no schedules
-    "METRICS_TOKEN": None,  # None: /metrics needs an admin's Bearer token  # the reception label printer: 203 or 300
+    "METRICS_TOKEN": None,  # None: /metrics needs an admin's Bearer token
     "ARTIFACTS_URL": None,  # None: the local folder ARTIFACT_DIR; or s3://bucket/prefix
     "S3_ENDPOINT_URL": None,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # request bodies (CSV uploads included)
@@ -39,10 +39,13 @@ DEFAULTS: dict[str, Any] = {
     "RESEND_AFTER_S": 30.0,  # reaper re-sends queued jobs not sent for longer
     "PROGRESS_MIN_INTERVAL_S": 0.25,
     "REAPER_INTERVAL_S": 5.0,
-    "DB_LOCK_TIMEOUT_S": 5.0,
+    "DB_LOCK_TIMEOUT_S": 5.0,  # a write waits this long for the database, then answers 503
     # Proxies in front (a load balancer: 1) whose X-Forwarded-For/-Proto are believed: the
     # login throttle counts per client address, which is theirs without this.
-    "TRUSTED_PROXIES": 0,  # a write waits this long for the database, then answers 503
+    "TRUSTED_PROXIES": 0,
+    # Worker processes run at this niceness (0: as started): on a machine that also serves
+    # the web, renders take the CPU the pages and polls leave (docs/deploy.md).
+    "WORKER_NICE": 10,
     "RETENTION_DAYS": 7,
     "DISK_LOW_MB": 200.0,  # less free on the artifacts' disk: /healthz and /admin say "low"
     "MAIL_RETRY_BACKOFF_S": 30.0,  # outbox items (mails): first retry delay, doubling, ≤ 1 h
@@ -81,6 +84,7 @@ _INT_KEYS = (
     "DB_POOL_SIZE",
     "DB_MAX_OVERFLOW",
     "TRUSTED_PROXIES",
+    "WORKER_NICE",
 )
 _FLOAT_KEYS = (
     "HEARTBEAT_S",

@@ -47,6 +47,12 @@ def healthy(port: int) -> bool:
         return False
 
 
+def niceness(pid: int) -> tuple[int, int]:
+    """(parent pid, niceness) of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[16])
+
+
 @pytest.fixture
 def service() -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
     data = Path(tempfile.mkdtemp(prefix="pr-sup-", dir="/tmp"))
@@ -90,6 +96,18 @@ def test_a_dead_worker_is_restarted_and_ctrl_c_stops_everything(service):
     names = processes_of(data).values()
     assert any("redis-server" in cmd for cmd in names) and any("gunicorn" in cmd for cmd in names)
     assert any("workers.scheduler" in cmd for cmd in names)
+
+    # The rendering processes (Dramatiq's children) yield the CPU to the web: WORKER_NICE, 10
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+
+    def renderers() -> list[int]:
+        dramatiq = [p for p, cmd in processes_of(data).items() if "dramatiq" in cmd]
+        children = [pid for pid in dramatiq if niceness(pid)[0] in dramatiq]
+        return children if all(niceness(pid)[1] == max(ours, 10) for pid in children) else []
+
+    wait_for(renderers, timeout=60, message="worker processes at niceness 10")
+    web = [p for p, cmd in processes_of(data).items() if "gunicorn" in cmd]
+    assert web and all(niceness(pid)[1] == ours for pid in web)
 
     # When: one worker process dies
     os.kill(max(workers), signal.SIGKILL)

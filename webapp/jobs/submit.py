@@ -69,12 +69,7 @@ def input_hash(kind: str, prepared: Prepared) -> str:
 def reusable_artifact(session: Session, digest: str) -> Artifact | None:
     """A published file for this exact input (anyone's: files are content-addressed), if it
     is still on disk (a file removed by hand is rendered again, not handed out as missing)."""
-    artifact = session.scalars(
-        sa.select(Artifact).where(
-            Artifact.input_hash == digest,
-            sa.or_(Artifact.pinned, Artifact.expires_at.is_(None), Artifact.expires_at > utcnow()),
-        )
-    ).first()
+    artifact = session.scalars(sa.select(Artifact).where(*_reusable_where(digest))).first()
     if artifact is None or not artifacts.exists(artifact.path):
         return None
     return artifact
@@ -87,16 +82,38 @@ def keep_artifact(artifact: Artifact) -> None:
         artifact.expires_at = keep
 
 
+def _reusable_where(digest: str) -> list[Any]:
+    return [
+        Artifact.input_hash == digest,
+        sa.or_(Artifact.pinned, Artifact.expires_at.is_(None), Artifact.expires_at > utcnow()),
+    ]
+
+
+def _twin_where(kind: str, owner_id: int | None, subject: str | None, digest: str) -> list[Any]:
+    where = [Job.input_hash == digest, Job.parent_id.is_(None), Job.status.in_(LIVE_STATUSES)]
+    if subject is not None:
+        return [*where, Job.kind == kind, Job.subject == subject]
+    return [*where, Job.owner_id == owner_id, Job.subject.is_(None)]
+
+
 def live_twin(
     session: Session, kind: str, owner_id: int | None, subject: str | None, digest: str
 ) -> Job | None:
     """The live job this one would duplicate: the subject's (whoever asked) or the owner's."""
-    where = [Job.input_hash == digest, Job.parent_id.is_(None), Job.status.in_(LIVE_STATUSES)]
-    if subject is not None:
-        where += [Job.kind == kind, Job.subject == subject]
-    else:
-        where += [Job.owner_id == owner_id, Job.subject.is_(None)]
-    return session.scalars(sa.select(Job).where(*where)).first()
+    return session.scalars(
+        sa.select(Job).where(*_twin_where(kind, owner_id, subject, digest))
+    ).first()
+
+
+def look_up(
+    session: Session, kind: str, owner_id: int | None, subject: str | None, digest: str
+) -> tuple[str | None, bool]:
+    """(the live twin's id, whether a file for this input may exist) in one indexed SELECT of
+    two ids: no row is loaded for what is not there (a new submit's usual answer)."""
+    twin = sa.select(Job.id).where(*_twin_where(kind, owner_id, subject, digest)).limit(1)
+    file = sa.select(Artifact.id).where(*_reusable_where(digest)).limit(1)
+    row = session.execute(sa.select(twin.scalar_subquery(), file.scalar_subquery())).one()
+    return row[0], row[1] is not None
 
 
 def load_after_commit(session: Session, job: Job) -> None:
@@ -220,10 +237,11 @@ def submit(
         with kept_across_commits():
             looked_up = False
             if guarded:
-                twin = live_twin(db.session(), kind.name, owner_id, subject, digest)
+                twin_id, maybe_file = look_up(db.session(), kind.name, owner_id, subject, digest)
+                twin = db.session.get(Job, twin_id) if twin_id is not None else None
                 if twin is not None:
                     return twin, False
-                looked_up = reusable_artifact(db.session(), digest) is None
+                looked_up = not maybe_file  # else enqueue looks again, in the transaction
             with write_txn() as session:
                 job, created = enqueue(
                     session,
