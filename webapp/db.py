@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -247,6 +248,16 @@ def after_commit(session: Session, action: Callable[[], object]) -> None:
     """Run `action` once the write transaction `session` is in has committed (dropped on a
     rollback), after the write lock is released: e.g. send a job's message to the broker."""
     session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+def serialize_on(session: Session, name: str) -> None:
+    """Hold a lock named `name` until `session`'s transaction ends: writers of the same name
+    go one at a time. On SQLite every write transaction holds the one write lock already; on
+    PostgreSQL a transaction-level advisory lock (a 63-bit key from the name's SHA-256)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") & 0x7FFFFFFFFFFFFFFF
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 @contextmanager

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from tests.conftest import wait_for
-from tests.services import BOTH, ROOT, Service, Stack, http_request
+from tests.services import ROOT, Service, Stack, http_request
 
-DATABASES = BOTH  # PostgreSQL too: a held lock there waits for its lock_timeout
 LOCK_TIMEOUT_S = 2.0
 MARGIN_S = 15.0  # two busy cores: start-up noise, never the lock itself
 # A job whose worker could not write its heartbeat meanwhile is re-queued soon after.

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import wait_for
-from tests.services import BOTH, FILE_NAME, Stack, http_request
+from tests.services import FILE_NAME, Stack, http_request
 from webapp import jobs
 from webapp.extensions import db
 from webapp.models import Artifact, Job, User
@@ -54,8 +54,6 @@ def artifacts_for(input_hash: str) -> int:
 
 class TestSubmitAndDownload:
     """A job goes from submit to a downloadable file through the real worker and web server."""
-
-    DATABASES = BOTH  # PostgreSQL too
 
     def test_a_submitted_job_is_rendered_and_served_with_etag_and_ranges(self, stack, app_ctx):
         # Given a job for every lot, two copies each
@@ -176,8 +174,6 @@ class TestSilentWorker:
 class TestCancel:
     """Cancel is cooperative: the worker stops within 2 s and publishes nothing."""
 
-    DATABASES = BOTH  # PostgreSQL too
-
     def test_cancelling_a_running_job_stops_its_worker_within_two_seconds(self, stack, app_ctx):
         before = stack.artifact_files()
         # Given a job of five steps whose worker has drawn one and waits for the second
@@ -233,8 +229,6 @@ class TestCancel:
 
 class TestConcurrentSubmits:
     """20 identical submits at the same moment make one job (DESIGN §3: unique live index)."""
-
-    DATABASES = BOTH  # PostgreSQL too
 
     def _burst(self, stack: Stack, send) -> list[str]:  # type: ignore[no-untyped-def]
         barrier = threading.Barrier(20)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from aiosmtpd import controller as aiosmtpd
 
 from tests.conftest import wait_for
-from tests.services import BOTH, Stack
+from tests.services import Stack
 from webapp.db import write_txn
 from webapp.extensions import db
 from webapp.lab.demo import seed_lab
@@ -137,8 +137,6 @@ def vet_email(report_id: int) -> str:
 
 
 class TestReportMail:
-    DATABASES = BOTH
-
     def test_refused_twice_then_accepted_arrives_once_with_the_pdf(self, stack, app_ctx, mailbox):
         mailbox.refuse, mailbox.refuse_for = 2, vet_email(1)
         job = finalise(stack, 1)
@@ -205,8 +203,6 @@ class TestReportMail:
 
 
 class TestWorkOrders:
-    DATABASES = BOTH
-
     def test_twenty_concurrent_views_make_one_generation(self, stack, app_ctx):
         from webapp.models import WorkOrder, WorkOrderItem
 

@@ -88,6 +88,12 @@ def content_path(sha256: str, suffix: str) -> str:
     return f"{sha256[:2]}/{sha256}{suffix}"
 
 
+def path_lock(relative: str) -> str:
+    """The lock name (webapp.db.serialize_on) under which a published file is pointed at or
+    removed."""
+    return f"artifact-file {relative}"
+
+
 def remove(path: Path) -> None:
     """A local temp file."""
     path.unlink(missing_ok=True)

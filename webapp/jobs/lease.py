@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp.db import write_txn
+from webapp.db import serialize_on, write_txn
 from webapp.errors import DatabaseBusy, LeaseLost, PermanentError
 from webapp.jobs import artifacts, transitions
 from webapp.jobs.submit import keep_artifact, kind_of, send
@@ -137,8 +137,11 @@ class Lease:
             job = session.get(Job, self.job_id, with_for_update=True)  # (PostgreSQL: vs a cancel)
             if job is None or job.status != JobStatus.RUNNING or job.claims != self.claims:
                 raise LeaseLost(self.job_id)
+            # Retention removes a file under the same two locks, path first (PostgreSQL; on
+            # SQLite the write lock is both): no file is removed under a row that names it.
+            serialize_on(session, artifacts.path_lock(relative))
             artifact = session.scalars(
-                sa.select(Artifact).where(Artifact.input_hash == job.input_hash)
+                sa.select(Artifact).where(Artifact.input_hash == job.input_hash).with_for_update()
             ).first()
             if artifact is None:
                 artifact = Artifact(

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from webapp import storage
-from webapp.db import write_txn
+from webapp.db import serialize_on, write_txn
 from webapp.extensions import db
 from webapp.jobs import artifacts, batches, outbox, transitions
 from webapp.jobs.submit import send
@@ -131,8 +131,10 @@ def expire() -> dict[str, int]:
     for artifact_id, path in old:
         # Under the write lock: still expired (a submit may have reused it since), and its file
         # is removed only when no other artifact row names the same file (identical bytes from
-        # two inputs share one content address). A worker publishes under the same lock.
+        # two inputs share one content address). A worker publishes under the same lock (on
+        # PostgreSQL: the file's path lock, then the row's, in that order, as lease.finish).
         with write_txn() as session:
+            serialize_on(session, artifacts.path_lock(path))
             still = session.scalar(
                 sa.select(Artifact.id)
                 .where(Artifact.id == artifact_id, Artifact.expires_at < now, ~Artifact.pinned)

@@ -69,7 +69,11 @@ def input_hash(kind: str, prepared: Prepared) -> str:
 def reusable_artifact(session: Session, digest: str) -> Artifact | None:
     """A published file for this exact input (anyone's: files are content-addressed), if it
     is still on disk (a file removed by hand is rendered again, not handed out as missing)."""
-    artifact = session.scalars(sa.select(Artifact).where(*_reusable_where(digest))).first()
+    # Locked (PostgreSQL): retention, which removes it under the same row lock, waits, then
+    # sees it kept; or it removed it first and this finds nothing (SQLite: the write lock).
+    artifact = session.scalars(
+        sa.select(Artifact).where(*_reusable_where(digest)).with_for_update()
+    ).first()
     if artifact is None or not artifacts.exists(artifact.path):
         return None
     return artifact

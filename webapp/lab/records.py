@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from webapp.db import serialize_on
 from webapp.models import (
     AnalysisType,
     Artifact,
@@ -95,9 +96,7 @@ def next_number(session: Session, analysis: AnalysisType, year: int) -> str:
     transaction, so two receptions never draw the same one: SQLite's write lock, or on
     PostgreSQL a transaction lock per prefix; the unique number is the last word)."""
     prefix = f"{analysis.code} {year % 100:02d}/"
-    if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(prefix.encode()[:8].ljust(8, b" "), "big") & 0x7FFFFFFFFFFFFFFF
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    serialize_on(session, f"protocol-number {prefix}")
     numbers = session.scalars(
         sa.select(Protocol.number).where(Protocol.number.like(f"{prefix}%"))
     ).all()
