@@ -2,16 +2,14 @@
 
     .venv/bin/python bench/load.py [--browsers 200] [--submitters 10] [--duration 60]
                                    [--web-workers 2] [--threads 8] [--workers 2] [--labels 60]
-                                   [--think 5] [--warmup 5]
+                                   [--think 0] [--warmup 5]
 
 Loopback only, bounded: a real gunicorn (gthread, as in the Procfile), real Dramatiq workers and
 the embedded redis-server on a temporary PRESSROOM_DATA. Every browser is logged in (its own
 session cookie), opens the page of a live job, reads the watch-token poll URL from it and polls
-it once a second with If-None-Match, as htmx does; when its job ends (or its page shows it
-ended already) the person reads the page for `--think` seconds, then opens the page of one of
-the newest live jobs. (Without the pause every browser reopened a page the moment its job
-ended: with 60-label jobs done in a fraction of a second, 200 browsers fetched ~130 whole pages
-a second and polled little — a reload loop, not people watching.) Every submitter posts a new job (`POST /api/v1/jobs`, other lots each time)
+it once a second with If-None-Match, as htmx does; when its job ends it opens the page of one
+of the newest live jobs (after `--think` seconds on the finished page: 0 by default, the
+heaviest case). Every submitter posts a new job (`POST /api/v1/jobs`, other lots each time)
 once a second. Afterwards every job submitted must reach `done` (none lost, none stuck).
 
 Prints: requests, errors (anything but 200/202/304), status latency p50/p99 (target: p99 < 100
@@ -231,7 +229,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--labels", type=int, default=60, help="labels per submitted job")
-    parser.add_argument("--think", type=float, default=5.0, help="seconds on a finished job's page")
+    parser.add_argument("--think", type=float, default=0.0, help="seconds on a finished job's page")
     parser.add_argument(
         "--warmup",
         type=float,
