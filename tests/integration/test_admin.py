@@ -1,31 +1,30 @@
-"""Admin work with real parts (DESIGN §4b, §6, §7): two schedulers make one report per period;
-a staff job submitted during a regeneration finishes before it, ahead of the queued documents;
+"""Admin work with real parts (DESIGN §4b, §6, §7): a staff job submitted during a regeneration finishes before it, ahead of the queued documents;
 a paused queue holds its jobs until resumed; /metrics merges the counters of every process."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import wait_for
-from tests.services import ADMIN, ROOT, Stack
+from tests.services import ADMIN, Stack
 from webapp.auth import create_token
 from webapp.db import write_txn
 from webapp.extensions import db
 from webapp.lab.demo import seed_lab
 from webapp.lab.service import queue_documents
-from webapp.models import Job, ScheduleRun, User
+from webapp.models import Job, User
 
 pytestmark = pytest.mark.integration
 
 STACK = {"processes": 2, "lots": 50}
 PROTOCOLS = 240
+# Queue priorities, a paused queue (Redis switches) and metric files: not the database's
+# doing, so SQLite only; the schedules (a period's unique row) are in test_schedules.py.
+DATABASES = ("sqlite",)
 
 
 @pytest.fixture(scope="module")
@@ -46,43 +45,6 @@ def all_labels_done(stack: Stack) -> None:
         )
 
     wait_for(done, 120, interval=0.2, message="every seeded label")
-
-
-class TestSchedules:
-    def test_two_schedulers_at_once_make_one_report_per_period(self, stack, app_ctx, admin_token):
-        env = {**stack.env, "SCHEDULES": "stats_daily@06:00,stats_weekly@mon 06:30"}
-        argv = [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "webapp",
-            "schedules",
-            "tick",
-            "--at",
-            "2026-12-07T06:00:00",
-        ]
-
-        def tick(_: int) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
-            )
-
-        with ThreadPoolExecutor(2) as pool:
-            results = list(pool.map(tick, range(2)))
-        assert [r.returncode for r in results] == [0, 0], [r.stderr[-2000:] for r in results]
-        again = tick(0)  # a restart: the same moment again makes nothing
-        assert again.returncode == 0 and "Nothing due." in again.stdout
-        db.session.commit()
-        runs = db.session.execute(sa.select(ScheduleRun.schedule, ScheduleRun.period)).all()
-        assert sorted(runs) == [
-            ("stats_daily@06:00", "2026-12-06"),
-            ("stats_weekly@mon 06:30", "2026-W49"),
-        ]
-        kinds = db.session.scalars(sa.select(Job.kind).where(Job.kind.like("stats_%"))).all()
-        assert sorted(kinds) == ["stats_daily", "stats_weekly"]
-        for job_id in db.session.scalars(sa.select(ScheduleRun.job_id)).all():
-            stack.wait_status(job_id, "done")
 
 
 class TestRegenerationAndStaff:

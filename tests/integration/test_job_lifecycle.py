@@ -290,6 +290,8 @@ class TestConcurrentSubmits:
 class TestRedisOutages:
     """Queued work survives a Redis restart; a submit while Redis is down still answers."""
 
+    DATABASES = ("sqlite",)  # Redis going away, not the database
+
     def test_jobs_queued_before_a_redis_restart_run_after_it(self, stack, app_ctx):
         # Given no workers and three queued jobs whose messages are in Redis
         stack.stop_workers()

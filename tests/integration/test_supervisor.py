@@ -53,6 +53,16 @@ def niceness(pid: int) -> tuple[int, int]:
     return int(fields[1]), int(fields[16])
 
 
+def autogroups() -> bool:
+    enabled = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    return enabled.exists() and enabled.read_text().strip() == "1"
+
+
+def autogroup_nice(pid: int) -> int:
+    """The niceness of a process's session group: "/autogroup-123 nice 10"."""
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
 @pytest.fixture
 def service() -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
     data = Path(tempfile.mkdtemp(prefix="pr-sup-", dir="/tmp"))
@@ -105,9 +115,12 @@ def test_a_dead_worker_is_restarted_and_ctrl_c_stops_everything(service):
         children = [pid for pid in dramatiq if niceness(pid)[0] in dramatiq]
         return children if all(niceness(pid)[1] == max(ours, 10) for pid in children) else []
 
-    wait_for(renderers, timeout=60, message="worker processes at niceness 10")
+    rendering = wait_for(renderers, timeout=60, message="worker processes at niceness 10")
     web = [p for p, cmd in processes_of(data).items() if "gunicorn" in cmd]
     assert web and all(niceness(pid)[1] == ours for pid in web)
+    if autogroups():  # the kernel shares the CPU by session first: the workers' session too
+        assert all(autogroup_nice(pid) == 10 for pid in rendering)
+        assert all(autogroup_nice(pid) == autogroup_nice(os.getpid()) for pid in web)
 
     # When: one worker process dies
     os.kill(max(workers), signal.SIGKILL)
