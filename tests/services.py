@@ -617,9 +617,10 @@ FILE_NAME = re.compile(r"oppotpartijen_\d{2}W\d{2}-[1-7]\.pdf")  # {%gW%V-%u} (D
 
 
 BOTH = ("sqlite", "postgresql")
-# Every integration test on a stack runs on SQLite and on PostgreSQL (a module or class may
-# narrow it with its own `DATABASES`); `PRESSROOM_TEST_DATABASES=sqlite` (or `postgresql`)
-# runs one of them only, for a quicker round while working.
+# Every integration test on a stack runs on SQLite and on PostgreSQL; a module or class about
+# something else (Redis, the queues' priorities, metric files) narrows it with its own
+# `DATABASES`. PRESSROOM_TEST_DATABASES overrides both: `sqlite,postgresql` runs everything on
+# both, `sqlite` (or `postgresql`) everything on one, for a quicker round while working.
 DATABASES = tuple(
     os.environ.get("PRESSROOM_TEST_DATABASES", "").split(",")
     if os.environ.get("PRESSROOM_TEST_DATABASES")
