@@ -22,7 +22,8 @@ PROCESSES: dict[str, str] = {
     # gunicorn 23+ opens ~/.gunicorn/gunicorn.ctl by default, shared machine-wide: not ours.
     # --limit-request-line 0: the app refuses long URLs itself (414, JSON under /api/:
     # webapp/views/errors.py MAX_URL_LENGTH), gunicorn's own refusal would be an HTML page.
-    "web": "python -m gunicorn --worker-class gthread --threads 8 --workers {WEB_PROCESSES} "
+    "web": "python -m gunicorn --worker-class gthread --threads {WEB_THREADS} "
+    "--workers {WEB_PROCESSES} "
     "--bind 0.0.0.0:{PORT} --access-logfile - --graceful-timeout 10 --no-control-socket "
     "--limit-request-line 0 'webapp.wsgi:app'",
     # Dramatiq's own worker command (so "dramatiq" is in its command line), both queues.
@@ -35,6 +36,7 @@ PROCESSES: dict[str, str] = {
 #: Defaults the Procfile falls back to where the platform sets nothing.
 PROCFILE_DEFAULTS = {
     "WEB_PROCESSES": "2",
+    "WEB_THREADS": "8",
     "PORT": "5000",
     "WORKER_PROCESSES": "2",
     "WORKER_THREADS": "1",
@@ -50,6 +52,7 @@ def process_commands(config: dict[str, Any], cpus: int) -> dict[str, list[str]]:
     """The commands with this machine's settings, for the supervisor."""
     values = {
         "WEB_PROCESSES": str(config.get("WEB_PROCESSES") or min(4, cpus)),
+        "WEB_THREADS": str(config.get("WEB_THREADS") or 8),
         "PORT": str(config["PORT"]),
         "WORKER_PROCESSES": str(config["WORKER_PROCESSES"]),
         "WORKER_THREADS": str(config["WORKER_THREADS"]),

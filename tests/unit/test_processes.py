@@ -22,6 +22,18 @@ class TestProcessTable:
         assert commands["web"][commands["web"].index("--workers") + 1] == "2"
         assert commands["worker"] == worker_argv(3, 1)
 
+    def test_web_processes_and_threads_come_from_the_environment(self, monkeypatch):
+        from webapp import config as config_module
+
+        monkeypatch.setenv("WEB_PROCESSES", "5")
+        monkeypatch.setenv("WEB_THREADS", "1")
+        web = process_commands(config_module.load(), cpus=2)["web"]
+        assert web[web.index("--workers") + 1] == "5" and web[web.index("--threads") + 1] == "1"
+        monkeypatch.delenv("WEB_PROCESSES")
+        monkeypatch.delenv("WEB_THREADS")
+        web = process_commands(config_module.load(), cpus=2)["web"]
+        assert web[web.index("--workers") + 1] == "2" and web[web.index("--threads") + 1] == "8"
+
     def test_workers_are_dramatiqs_own_command_on_both_queues(self):
         argv = worker_argv(2)
         assert argv[:3] == [sys.executable, "-m", "dramatiq"]
