@@ -84,7 +84,7 @@ class TestPrintFlow:
 
         # The network drops: the page says so
         context.set_offline(True)
-        expect(page.locator("#net-status")).to_be_visible(timeout=10_000)
+        expect(page.locator("#net-status")).to_be_visible(timeout=30_000)
         shot(page, "3-offline")
 
         # The worker is freed, and the job runs and finishes while the browser is still offline …
@@ -93,7 +93,7 @@ class TestPrintFlow:
         expect(status).to_have_attribute("data-job-status", "queued")
         # … and once the network is back, polling picks it up
         context.set_offline(False)
-        expect(status).to_have_attribute("data-job-status", "done", timeout=10_000)
+        expect(status).to_have_attribute("data-job-status", "done", timeout=30_000)
         expect(page.locator("#net-status")).to_be_hidden()
         assert status.get_attribute("hx-trigger") is None  # final state: polling stops
         shot(page, "4-done")
@@ -133,7 +133,7 @@ class TestInterruptions:
 
         # When the session is gone, the next poll (401 + HX-Redirect) goes to the login page
         context.clear_cookies()
-        page.wait_for_url(re.compile(r"/login\?"), timeout=10_000)
+        page.wait_for_url(re.compile(r"/login\?"), timeout=30_000)
         query = parse_qs(urlsplit(page.url).query)
         assert query["next"] == [f"/jobs/{job_id}"] and query.get("expired") == ["1"]
         expect(status_of(page)).to_have_count(0)  # a page, not a swapped fragment
@@ -158,7 +158,7 @@ class TestInterruptions:
         page.goto(f"/jobs/{job_id}")
         expect(status_of(page)).to_have_attribute("data-job-status", "running")
         stack.web.stop()
-        expect(page.locator("#net-status")).to_be_visible(timeout=10_000)
+        expect(page.locator("#net-status")).to_be_visible(timeout=30_000)
         stack.start_web()
         # The session cookie still holds (one SECRET_KEY), and polling carries on to the end
         stack.allow(job, 2)
