@@ -165,10 +165,29 @@ class Service:
         self.kill_group()
 
     def kill_group(self) -> None:
-        """SIGKILL whatever is left in this service's own process group."""
-        if self.process is not None:
+        """SIGKILL whatever is left in this service's own process group.
+
+        Once its main process has been reaped (`running`, `wait_exit`, `stop`) its pid may be
+        another's: the other test process of `make test` starts its own services all the time,
+        each leading a group of its own, and a killpg() of the old number would kill one of
+        theirs (a browser test's web server once vanished mid-test). Then only the processes
+        of that group that carry this stack's data folder are killed."""
+        if self.process is None:
+            return
+        if self.process.returncode is None:  # not reaped: the pid and its group are still ours
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+            return
+        marker = f"PRESSROOM_DATA={self.env.get('PRESSROOM_DATA')}".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with suppress(OSError):
+                pid = int(entry.name)
+                if os.getpgid(pid) == self.process.pid and marker in (
+                    entry / "environ"
+                ).read_bytes().split(b"\0"):
+                    os.kill(pid, signal.SIGKILL)
 
     def reap(self) -> None:
         """Wait for the main process after kill_group()."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -132,8 +133,24 @@ class TestInterruptions:
         expect(status_of(page)).to_have_attribute("data-job-status", "running")
 
         # When the session is gone, the next poll (401 + HX-Redirect) goes to the login page
+        answers: list[tuple[float, int, str, str | None]] = []
+        page.on(
+            "response",
+            lambda r: answers.append(
+                (time.monotonic(), r.status, r.url[-70:], r.headers.get("hx-redirect"))
+            ),
+        )
+        page.on(
+            "requestfailed",
+            lambda r: answers.append((time.monotonic(), 0, r.url[-70:], r.failure)),
+        )
         context.clear_cookies()
-        page.wait_for_url(re.compile(r"/login\?"), timeout=30_000)
+        cleared = time.monotonic()
+        try:
+            page.wait_for_url(re.compile(r"/login\?"), timeout=30_000)
+        except Exception as exc:  # say what the page was answered meanwhile
+            seen = [(round(at - cleared, 2), *rest) for at, *rest in answers]
+            raise AssertionError(f"no login page; answers since the cookies went: {seen}") from exc
         query = parse_qs(urlsplit(page.url).query)
         assert query["next"] == [f"/jobs/{job_id}"] and query.get("expired") == ["1"]
         expect(status_of(page)).to_have_count(0)  # a page, not a swapped fragment
