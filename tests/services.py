@@ -170,8 +170,8 @@ class Service:
         Once its main process has been reaped (`running`, `wait_exit`, `stop`) its pid may be
         another's: the other test process of `make test` starts its own services all the time,
         each leading a group of its own, and a killpg() of the old number would kill one of
-        theirs (a browser test's web server once vanished mid-test). Then only the processes
-        of that group that carry this stack's data folder are killed."""
+        theirs (the likely cause of a browser test whose page stopped getting answers). Then
+        only the processes of that group that carry this stack's data folder are killed."""
         if self.process is None:
             return
         if self.process.returncode is None:  # not reaped: the pid and its group are still ours
