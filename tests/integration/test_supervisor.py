@@ -59,8 +59,11 @@ def autogroups() -> bool:
 
 
 def autogroup_nice(pid: int) -> int:
-    """The niceness of a process's session group: "/autogroup-123 nice 10"."""
-    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    """The niceness of a process's session group: "/autogroup-123 nice 10". A process in the
+    kernel's default group (nothing above it started a session since boot, as in some
+    containers) reads an empty file: that group is the root's, at nice 0."""
+    words = Path(f"/proc/{pid}/autogroup").read_text().split()
+    return int(words[-1]) if words else 0
 
 
 @pytest.fixture
