@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -412,6 +412,16 @@ LAST_USE_EVERY_S = 60.0  # a token's use is noted at most this often (polls come
 _REDIS_RETRY_S = 30.0
 
 
+@cache
+def _token_statement() -> Any:
+    """A token and its user in one query, built once (every API request runs it)."""
+    return (
+        sa.select(ApiToken)
+        .options(joinedload(ApiToken.user))
+        .where(ApiToken.token_sha256 == sa.bindparam("sha256"))
+    )
+
+
 def user_for_bearer(header: str | None) -> User | None:
     """The user of a valid, unexpired API token (None otherwise; `bearer_refusal` says why).
 
@@ -425,11 +435,7 @@ def user_for_bearer(header: str | None) -> User | None:
     if not header or not header.startswith("Bearer "):
         return None
     token = header.removeprefix("Bearer ").strip()
-    row = db.session.scalars(
-        sa.select(ApiToken)
-        .options(joinedload(ApiToken.user))  # one query for the token and its user
-        .where(ApiToken.token_sha256 == hash_token(token))
-    ).first()
+    row = db.session.scalars(_token_statement(), {"sha256": hash_token(token)}).first()
     if row is None:
         return None
     now = utcnow()

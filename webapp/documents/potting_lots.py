@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -200,12 +201,15 @@ def preflight(
 def _versions(ids: list[int]) -> list[Any]:
     rows: list[Any] = []
     for i in range(0, len(ids), ID_BATCH):
-        rows.extend(
-            db.session.execute(
-                sa.select(*LABEL_COLUMNS).where(PottingLot.id.in_(ids[i : i + ID_BATCH]))
-            )
-        )
+        rows.extend(db.session.execute(_versions_statement(), {"ids": ids[i : i + ID_BATCH]}))
     return rows
+
+
+@functools.cache
+def _versions_statement() -> Any:
+    """The label columns of some lots, built once (every submit by lot ids runs it)."""
+    ids = sa.bindparam("ids", expanding=True)
+    return sa.select(*LABEL_COLUMNS).where(PottingLot.id.in_(ids))
 
 
 def load_lots(ids: list[int]) -> dict[int, PottingLot]:

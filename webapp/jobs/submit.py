@@ -7,6 +7,7 @@ commit. `submit` is the same in a transaction of its own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -72,7 +73,7 @@ def reusable_artifact(session: Session, digest: str) -> Artifact | None:
     # Locked (PostgreSQL): retention, which removes it under the same row lock, waits, then
     # sees it kept; or it removed it first and this finds nothing (SQLite: the write lock).
     artifact = session.scalars(
-        sa.select(Artifact).where(*_reusable_where(digest)).with_for_update()
+        _statement("reusable_file"), {"digest": digest, "now": utcnow()}
     ).first()
     if artifact is None or not artifacts.exists(artifact.path):
         return None
@@ -86,27 +87,12 @@ def keep_artifact(artifact: Artifact) -> None:
         artifact.expires_at = keep
 
 
-def _reusable_where(digest: str) -> list[Any]:
-    return [
-        Artifact.input_hash == digest,
-        sa.or_(Artifact.pinned, Artifact.expires_at.is_(None), Artifact.expires_at > utcnow()),
-    ]
-
-
-def _twin_where(kind: str, owner_id: int | None, subject: str | None, digest: str) -> list[Any]:
-    where = [Job.input_hash == digest, Job.parent_id.is_(None), Job.status.in_(LIVE_STATUSES)]
-    if subject is not None:
-        return [*where, Job.kind == kind, Job.subject == subject]
-    return [*where, Job.owner_id == owner_id, Job.subject.is_(None)]
-
-
 def live_twin(
     session: Session, kind: str, owner_id: int | None, subject: str | None, digest: str
 ) -> Job | None:
     """The live job this one would duplicate: the subject's (whoever asked) or the owner's."""
-    return session.scalars(
-        sa.select(Job).where(*_twin_where(kind, owner_id, subject, digest))
-    ).first()
+    shape, values = _twin(kind, owner_id, subject, digest)
+    return session.scalars(_statement(f"twin_{shape}"), values).first()
 
 
 def look_up(
@@ -114,10 +100,47 @@ def look_up(
 ) -> tuple[str | None, bool]:
     """(the live twin's id, whether a file for this input may exist) in one indexed SELECT of
     two ids: no row is loaded for what is not there (a new submit's usual answer)."""
-    twin = sa.select(Job.id).where(*_twin_where(kind, owner_id, subject, digest)).limit(1)
-    file = sa.select(Artifact.id).where(*_reusable_where(digest)).limit(1)
-    row = session.execute(sa.select(twin.scalar_subquery(), file.scalar_subquery())).one()
+    shape, values = _twin(kind, owner_id, subject, digest)
+    row = session.execute(_statement(f"look_up_{shape}"), {**values, "now": utcnow()}).one()
     return row[0], row[1] is not None
+
+
+def _twin(
+    kind: str, owner_id: int | None, subject: str | None, digest: str
+) -> tuple[str, dict[str, Any]]:
+    """Which twin statement answers, and its values: the subject's live job, the owner's, or
+    (no owner, no subject) the system's."""
+    if subject is not None:
+        return "subject", {"digest": digest, "kind": kind, "subject": subject}
+    if owner_id is not None:
+        return "owner", {"digest": digest, "owner_id": owner_id}
+    return "system", {"digest": digest}
+
+
+@functools.cache
+def _statement(name: str) -> Any:
+    """The lookups of a submit, each built once with its values bound per call: building the
+    expressions took as long as running them (docs/benchmarks.md, "Enqueue")."""
+    bound = sa.bindparam
+    reusable = [
+        Artifact.input_hash == bound("digest"),
+        sa.or_(Artifact.pinned, Artifact.expires_at.is_(None), Artifact.expires_at > bound("now")),
+    ]
+    live = [Job.input_hash == bound("digest"), Job.parent_id.is_(None)]
+    live.append(Job.status.in_(LIVE_STATUSES))
+    twins = {
+        "subject": [*live, Job.kind == bound("kind"), Job.subject == bound("subject")],
+        "owner": [*live, Job.owner_id == bound("owner_id"), Job.subject.is_(None)],
+        "system": [*live, Job.owner_id.is_(None), Job.subject.is_(None)],
+    }
+    if name == "reusable_file":
+        return sa.select(Artifact).where(*reusable).with_for_update()
+    kind, _, shape = name.rpartition("_")
+    if kind == "twin":
+        return sa.select(Job).where(*twins[shape])
+    twin = sa.select(Job.id).where(*twins[shape]).limit(1).scalar_subquery()
+    file = sa.select(Artifact.id).where(*reusable).limit(1).scalar_subquery()
+    return sa.select(twin, file)
 
 
 def load_after_commit(session: Session, job: Job) -> None:
