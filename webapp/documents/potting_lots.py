@@ -208,8 +208,7 @@ def _versions(ids: list[int]) -> list[Any]:
 @functools.cache
 def _versions_statement() -> Any:
     """The label columns of some lots, built once (every submit by lot ids runs it)."""
-    ids = sa.bindparam("ids", expanding=True)
-    return sa.select(*LABEL_COLUMNS).where(PottingLot.id.in_(ids))
+    return sa.select(*LABEL_COLUMNS).where(PottingLot.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def load_lots(ids: list[int]) -> dict[int, PottingLot]:
