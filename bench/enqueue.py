@@ -1,7 +1,7 @@
 """Enqueue latency: POST /api/v1/jobs → 202, p50/p99 under 10 concurrent clients.
 
-    .venv/bin/python bench/enqueue.py [--clients 10] [--requests 100] [--web-workers 2]
-                                      [--threads 8] [--wrk-seconds 10]
+    .venv/bin/python bench/enqueue.py [--clients 10] [--requests 100] [--web-workers 4]
+                                      [--threads 4] [--wrk-seconds 10]
 
 A real gunicorn (gthread, as in the Procfile) on a temporary PRESSROOM_DATA with demo lots,
 an embedded redis-server, an API token made in-process. Each client is a thread with its own
@@ -31,7 +31,7 @@ import time
 from urllib.parse import urlsplit
 
 from common import machine
-from stack import Stack, create_token
+from stack import WEB_PROCESSES, WEB_THREADS, Stack, create_token
 
 LOTS = 2000
 REFUSED: list[str] = []  # the first answers that were not 2xx, shown at the end
@@ -102,8 +102,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--requests", type=int, default=100, help="per client")
-    parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--web-workers", type=int, default=WEB_PROCESSES)
+    parser.add_argument("--threads", type=int, default=WEB_THREADS)
     parser.add_argument("--wrk-seconds", type=int, default=10, help="0: no wrk run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

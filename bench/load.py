@@ -1,7 +1,7 @@
 """Load test of one node: browsers watching jobs while clients submit, for a fixed time.
 
     .venv/bin/python bench/load.py [--browsers 200] [--submitters 10] [--duration 60]
-                                   [--web-workers 2] [--threads 8] [--workers 2] [--labels 60]
+                                   [--web-workers 4] [--threads 4] [--workers 2] [--labels 60]
                                    [--think 0] [--warmup 5]
 
 Loopback only, bounded: a real gunicorn (gthread, as in the Procfile), real Dramatiq workers and
@@ -32,7 +32,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from common import machine
-from stack import Stack, create_token
+from stack import WEB_PROCESSES, WEB_THREADS, Stack, create_token
 
 KIND = "potting_lot_labels"
 
@@ -225,8 +225,8 @@ def main() -> None:
     parser.add_argument("--browsers", type=int, default=200)
     parser.add_argument("--submitters", type=int, default=10)
     parser.add_argument("--duration", type=float, default=60)
-    parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--web-workers", type=int, default=WEB_PROCESSES)
+    parser.add_argument("--threads", type=int, default=WEB_THREADS)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--labels", type=int, default=60, help="labels per submitted job")
     parser.add_argument("--think", type=float, default=0.0, help="seconds on a finished job's page")

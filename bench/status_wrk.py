@@ -1,7 +1,7 @@
 """Status polling throughput with Debian's `wrk` against gunicorn: requests/s.
 
-    .venv/bin/python bench/status_wrk.py [--duration 10] [--connections 16] [--web-workers 2]
-                                         [--threads 8]
+    .venv/bin/python bench/status_wrk.py [--duration 10] [--connections 16] [--web-workers 4]
+                                         [--threads 4]
 
 The floor and three URLs of one live (queued) job, each for --duration seconds:
 - a static file's 304 with the session cookie (what a browser sends): the cheapest answer the
@@ -25,7 +25,7 @@ import subprocess
 from urllib.parse import urlsplit
 
 from common import machine
-from stack import Stack, create_token, login_cookie
+from stack import WEB_PROCESSES, WEB_THREADS, Stack, create_token, login_cookie
 
 
 def submit_job(stack: Stack) -> str:
@@ -71,8 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--web-workers", type=int, default=WEB_PROCESSES)
+    parser.add_argument("--threads", type=int, default=WEB_THREADS)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: sudo apt-get install wrk (or make system-deps)")

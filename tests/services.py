@@ -178,15 +178,9 @@ class Service:
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             return
-        marker = f"PRESSROOM_DATA={self.env.get('PRESSROOM_DATA')}".encode()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
+        for pid in processes_of(Path(self.env.get("PRESSROOM_DATA", "/nonexistent"))):
             with suppress(OSError):
-                pid = int(entry.name)
-                if os.getpgid(pid) == self.process.pid and marker in (
-                    entry / "environ"
-                ).read_bytes().split(b"\0"):
+                if os.getpgid(pid) == self.process.pid:
                     os.kill(pid, signal.SIGKILL)
 
     def reap(self) -> None:
@@ -194,6 +188,25 @@ class Service:
         if self.process is not None:
             with suppress(subprocess.TimeoutExpired):
                 self.process.wait(10)
+
+
+def processes_of(data: Path) -> dict[int, str]:
+    """pid → command line of every live process started for `data` (found by the data folder
+    in its environment, or, for redis-server, in its command line)."""
+    found = {}
+    marker = f"PRESSROOM_DATA={data}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().split(") ")[1][0]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if state != "Z" and (marker in environ.split(b"\0") or str(data / "redis") in cmdline):
+            found[int(entry.name)] = cmdline
+    return found
 
 
 # -- the stack ------------------------------------------------------------------------------------

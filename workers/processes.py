@@ -33,10 +33,21 @@ PROCESSES: dict[str, str] = {
     + " --worker-shutdown-timeout 10000",
     "scheduler": "python -m workers.scheduler",
 }
-#: Defaults the Procfile falls back to where the platform sets nothing.
+#: Web processes per core by default (at most MAX_WEB_PROCESSES) and threads in each. A submit
+#: and a rendered status fragment are CPU-bound Python: threads of one process take turns on
+#: its GIL, and a keep-alive connection stays with the process that accepted it, so two busy
+#: processes on two cores sometimes share the load unevenly (docs/benchmarks.md "Web processes
+#: and threads": 4 x 2 answered fragments 1,650/s against 1,150 with 2 x 8, submits at p99
+#: 40-50 ms against 80-85). An idle keep-alive connection holds no thread; a download does:
+#: raise WEB_THREADS where many slow downloads run at once (docs/deploy.md).
+WEB_PROCESSES_PER_CORE = 2
+MAX_WEB_PROCESSES = 8
+WEB_THREADS = 2
+
+#: Defaults the Procfile falls back to where the platform sets nothing (a 2-core machine's).
 PROCFILE_DEFAULTS = {
-    "WEB_PROCESSES": "2",
-    "WEB_THREADS": "8",
+    "WEB_PROCESSES": "4",
+    "WEB_THREADS": str(WEB_THREADS),
     "PORT": "5000",
     "WORKER_PROCESSES": "2",
     "WORKER_THREADS": "1",
@@ -51,13 +62,18 @@ def _argv(template: str, values: dict[str, str]) -> list[str]:
 def process_commands(config: dict[str, Any], cpus: int) -> dict[str, list[str]]:
     """The commands with this machine's settings, for the supervisor."""
     values = {
-        "WEB_PROCESSES": str(config.get("WEB_PROCESSES") or min(4, cpus)),
-        "WEB_THREADS": str(config.get("WEB_THREADS") or 8),
+        "WEB_PROCESSES": str(config.get("WEB_PROCESSES") or web_processes(cpus)),
+        "WEB_THREADS": str(config.get("WEB_THREADS") or WEB_THREADS),
         "PORT": str(config["PORT"]),
         "WORKER_PROCESSES": str(config["WORKER_PROCESSES"]),
         "WORKER_THREADS": str(config["WORKER_THREADS"]),
     }
     return {name: _argv(template, values) for name, template in PROCESSES.items()}
+
+
+def web_processes(cpus: int) -> int:
+    """The default number of web processes on a machine with `cpus` cores."""
+    return max(2, min(MAX_WEB_PROCESSES, WEB_PROCESSES_PER_CORE * cpus))
 
 
 def worker_argv(processes: int, threads: int = 1) -> list[str]:

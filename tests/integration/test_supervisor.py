@@ -15,28 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
+from tests.services import processes_of
 from workers.waiting import free_port
 
 pytestmark = pytest.mark.integration
 PRESSROOM = Path(sys.executable).parent / "pressroom"
-
-
-def processes_of(data: Path) -> dict[int, str]:
-    """pid → command line of every live process started for `data` (found by its environment)."""
-    found = {}
-    marker = f"PRESSROOM_DATA={data}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().split(") ")[1][0]
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if state != "Z" and (marker in environ.split(b"\0") or str(data / "redis") in cmdline):
-            found[int(entry.name)] = cmdline
-    return found
 
 
 def healthy(port: int) -> bool:

@@ -19,7 +19,7 @@ class TestProcessTable:
         assert set(commands) == set(PROCESSES) == {"web", "worker", "scheduler"}
         assert commands["web"][:3] == [sys.executable, "-m", "gunicorn"]
         assert "0.0.0.0:5123" in commands["web"] and "webapp.wsgi:app" in commands["web"]
-        assert commands["web"][commands["web"].index("--workers") + 1] == "2"
+        assert commands["web"][commands["web"].index("--workers") + 1] == "4"
         assert commands["worker"] == worker_argv(3, 1)
 
     def test_web_processes_and_threads_come_from_the_environment(self, monkeypatch):
@@ -32,7 +32,15 @@ class TestProcessTable:
         monkeypatch.delenv("WEB_PROCESSES")
         monkeypatch.delenv("WEB_THREADS")
         web = process_commands(config_module.load(), cpus=2)["web"]
-        assert web[web.index("--workers") + 1] == "2" and web[web.index("--threads") + 1] == "8"
+        assert web[web.index("--workers") + 1] == "4" and web[web.index("--threads") + 1] == "2"
+
+    def test_two_web_processes_per_core_at_least_two_at_most_eight(self):
+        config = {"PORT": 1, "WORKER_PROCESSES": 1, "WORKER_THREADS": 1}
+        counts = {}
+        for cpus in (1, 2, 3, 16):
+            web = process_commands(config, cpus)["web"]
+            counts[cpus] = web[web.index("--workers") + 1]
+        assert counts == {1: "2", 2: "4", 3: "6", 16: "8"}
 
     def test_workers_are_dramatiqs_own_command_on_both_queues(self):
         argv = worker_argv(2)
