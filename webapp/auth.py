@@ -9,12 +9,14 @@ Remember-me: our own cookie (not Flask-Login's, which is the same value for a ye
 revoked): a random value stored hashed in `remember_tokens`, replaced by a new value each time it
 logs a browser back in; logout deletes it, a password change deletes all of the user's.
 
-Failed logins are throttled per account and per address (Flask-Limiter, `LOGIN_FAILS_PER_*`).
+Logins are throttled per account (every attempt counted before its check, a success clears it)
+and per address (failed attempts), Flask-Limiter, `LOGIN_FAILS_PER_*`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import secrets
 import time
@@ -48,6 +50,8 @@ from webapp.extensions import db, login_manager
 from webapp.http import api_error, is_htmx, wants_json
 from webapp.models import ApiToken, RememberToken, User, utcnow
 
+log = logging.getLogger(__name__)
+
 # The name Flask-Login's own cookie had: a value from before (its format) is refused and cleared.
 REMEMBER_COOKIE = "remember_token"
 MIN_PASSWORD_LENGTH = 8
@@ -65,8 +69,8 @@ def _login_failed(_response: Response) -> bool:
     return bool(g.get("login_failed"))
 
 
-# One limiter for the process; `init_app` gives it the app's storage. Only failed logins count
-# (`deduct_when`); the limits are checked before the password, so the right one gets 429 too.
+# One limiter for the process; `init_app` gives it the app's storage. The limits are checked
+# before the password, so past them the right one gets 429 too (`login_limits`).
 limiter = Limiter(
     key_func=client_address,
     strategy="moving-window",
@@ -85,23 +89,36 @@ def _config_value(key: str) -> Callable[[], str]:
 
 
 def login_limits(view: Any) -> Any:
-    """The throttle of failed logins, per account (the email sent) and per client address."""
-    for config_key, key_func in (
-        ("LOGIN_FAILS_PER_ACCOUNT", _login_account),
-        ("LOGIN_FAILS_PER_ADDRESS", _login_address),
-    ):
-        view = limiter.limit(
-            _config_value(config_key),
-            key_func=key_func,
-            methods=["POST"],
-            deduct_when=_login_failed,
-        )(view)
-    return view
+    """The login throttle. Per account every attempt is counted before its password is checked
+    (the store adds it only while under the limit, in one step), so attempts sent in parallel
+    cannot all pass before the first failure is counted; a successful login clears the
+    account's count (`forget_account_attempts`). Per client address only failed attempts
+    count, after the check: an office behind one address logs in all morning."""
+    view = limiter.limit(
+        _config_value("LOGIN_FAILS_PER_ADDRESS"),
+        key_func=_login_address,
+        methods=["POST"],
+        deduct_when=_login_failed,
+    )(view)
+    return limiter.limit(
+        _config_value("LOGIN_FAILS_PER_ACCOUNT"), key_func=_login_account, methods=["POST"]
+    )(view)
 
 
 def note_failed_login() -> None:
-    """Count this request's login attempt against both limits."""
+    """Count this request's failed attempt against the address's limit (the account's counted
+    it already)."""
     g.login_failed = True
+
+
+def forget_account_attempts() -> None:
+    """The right password: the account's count starts again."""
+    for current in limiter.current_limits:
+        if any(str(arg).startswith("account:") for arg in current.request_args):
+            try:
+                limiter.limiter.clear(current.limit, *current.request_args)
+            except Exception:  # the store went away meanwhile: the count runs out on its window
+                log.warning("could not clear the login count of an account", exc_info=True)
 
 
 def limiter_storage(config: dict[str, Any]) -> str:

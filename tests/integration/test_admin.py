@@ -115,6 +115,7 @@ class TestPausedQueue:
 
 class TestMetrics:
     def test_counters_of_every_process_are_merged(self, stack, app_ctx, admin_token):
+        all_labels_done(stack)  # the seeded documents: counted by the workers that rendered them
         staff = stack.api("GET", "/metrics")  # (the stack's own token is a staff member's)
         assert staff.status == 403
         answer = stack.api("GET", "/metrics", token=admin_token)

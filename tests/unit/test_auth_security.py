@@ -5,6 +5,7 @@ expiry that reads never write, and cookie flags."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 import webapp.auth
-from tests.conftest import add_user, job_in
+from tests.conftest import add_user, job_in, wait_for
 from webapp.auth import REMEMBER_COOKIE, REMEMBER_GRACE_S, hash_token
 from webapp.extensions import db
 from webapp.models import ApiToken, RememberToken, User, utcnow
@@ -73,8 +74,9 @@ def writes(statements: list[str]) -> list[str]:
 
 
 class TestLoginThrottle:
-    """LOGIN_FAILS_PER_ACCOUNT (5 per 15 minutes) and LOGIN_FAILS_PER_ADDRESS (20): only failed
-    attempts count; past the limit even the right password is 429 until the window passes."""
+    """LOGIN_FAILS_PER_ACCOUNT (5 per 15 minutes: every attempt, counted before its check, a
+    success clears it) and LOGIN_FAILS_PER_ADDRESS (20 failed attempts); past the limit even the
+    right password is 429 until the window passes."""
 
     def test_the_right_password_after_a_few_wrong_ones_works(self, staff_app):
         client = staff_app.test_client()
@@ -89,6 +91,14 @@ class TestLoginThrottle:
             assert client.post(LOGIN, data=RIGHT).status_code == 302
             client.post("/logout")
         assert client.post(LOGIN, data=RIGHT).status_code == 302
+
+    def test_a_successful_login_starts_the_accounts_count_again(self, staff_app):
+        client = staff_app.test_client()
+        for _ in range(4):
+            client.post(LOGIN, data=WRONG)
+        assert client.post(LOGIN, data=RIGHT).status_code == 302
+        client.post("/logout")
+        assert [client.post(LOGIN, data=WRONG).status_code for _ in range(6)] == [200] * 5 + [429]
 
     def test_past_the_limit_even_the_right_password_is_a_429_page_saying_when(self, staff_app):
         client = staff_app.test_client()
@@ -160,6 +170,40 @@ class TestLoginThrottle:
         later = time.time() + 15 * 60 + 1
         monkeypatch.setattr(time, "time", lambda: later)
         assert client.post(LOGIN, data=RIGHT).status_code == 302
+
+    def test_attempts_sent_at_once_get_no_more_checks_than_the_limit(self, staff_app, monkeypatch):
+        """12 wrong passwords for one account at the same moment: each password check waits
+        until every request is either in a check or answered, so all 12 would be checked if
+        the count came after the check; it comes before: 5 checked, 7 refused."""
+        import webapp.views.auth as views
+
+        sent = 12
+        lock = threading.Lock()
+        checking, answered = [0], []
+        release = threading.Event()
+        real = views.check_password_hash
+
+        def held_check(pwhash: str, password: str) -> bool:
+            with lock:
+                checking[0] += 1
+            release.wait(30)
+            return real(pwhash, password)
+
+        monkeypatch.setattr(views, "check_password_hash", held_check)
+        guess = {"email": "nobody@example.com", "password": "guess"}
+
+        def attempt() -> None:
+            answered.append(staff_app.test_client().post(LOGIN, data=guess).status_code)
+
+        threads = [threading.Thread(target=attempt) for _ in range(sent)]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: checking[0] + len(answered) == sent, message="every attempt arrived")
+        release.set()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(answered) == [200] * 5 + [429] * 7
+        assert checking[0] == 5
 
     def test_the_429_under_api_is_json_with_retry_after(self, staff_app):
         from flask_limiter import RateLimitExceeded

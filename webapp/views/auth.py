@@ -18,6 +18,7 @@ from webapp.auth import (
     MIN_PASSWORD_LENGTH,
     change_password,
     end_session,
+    forget_account_attempts,
     login_limits,
     note_failed_login,
     safe_next,
@@ -65,6 +66,7 @@ def login() -> ResponseReturnValue:
         elif user.check_password(form.password.data):
             # Permanent: the cookie is re-signed on every request (polls included), so a page
             # left open all day keeps its session and with it the CSRF token in its forms.
+            forget_account_attempts()
             start_session(user)
             return redirect(next_url or url_for("nursery.potting_lots"))
         note_failed_login()
