@@ -1,7 +1,7 @@
 """Enqueue latency: POST /api/v1/jobs → 202, p50/p99 under 10 concurrent clients.
 
-    .venv/bin/python bench/enqueue.py [--clients 10] [--requests 100] [--web-workers 4]
-                                      [--threads 4] [--wrk-seconds 10]
+    .venv/bin/python bench/enqueue.py [--clients 10] [--requests 100] [--web-workers N]
+                                      [--threads T] [--wrk-seconds 10]
 
 A real gunicorn (gthread, as in the Procfile) on a temporary PRESSROOM_DATA with demo lots,
 an embedded redis-server, an API token made in-process. Each client is a thread with its own
@@ -11,6 +11,7 @@ The clients are Python threads on the same 2 cores as gunicorn, so their own tim
 the figures. Then the same load from Debian's `wrk` (a native client, as DESIGN §6 measures
 the status path: `wrk -t2 -c10` with a Lua script that posts other lots each time), which
 leaves the cores to the server. Target (DESIGN §6): p99 < 50 ms.
+N and T default to what `pressroom run` starts on this machine (2 per core, 2 threads each).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Load test of one node: browsers watching jobs while clients submit, for a fixed time.
 
     .venv/bin/python bench/load.py [--browsers 200] [--submitters 10] [--duration 60]
-                                   [--web-workers 4] [--threads 4] [--workers 2] [--labels 60]
+                                   [--web-workers N] [--threads T] [--workers 2] [--labels 60]
                                    [--think 0] [--warmup 5]
 
 Loopback only, bounded: a real gunicorn (gthread, as in the Procfile), real Dramatiq workers and
@@ -17,6 +17,7 @@ ms), page and submit latency p50/p99 — each for the whole run and without its 
 seconds, when all the browsers open their pages within one second (a herd that a web restart
 also makes: shown, not hidden) — jobs submitted/done, and the load average. asyncio HTTP/1.1 clients
 with keep-alive in this one process (1 core's worth at most), so the server keeps the rest.
+N and T default to what `pressroom run` starts on this machine (2 per core, 2 threads each).
 """
 
 from __future__ import annotations

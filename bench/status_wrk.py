@@ -1,7 +1,7 @@
 """Status polling throughput with Debian's `wrk` against gunicorn: requests/s.
 
-    .venv/bin/python bench/status_wrk.py [--duration 10] [--connections 16] [--web-workers 4]
-                                         [--threads 4]
+    .venv/bin/python bench/status_wrk.py [--duration 10] [--connections 16] [--web-workers N]
+                                         [--threads T]
 
 The floor and three URLs of one live (queued) job, each for --duration seconds:
 - a static file's 304 with the session cookie (what a browser sends): the cheapest answer the
@@ -12,6 +12,7 @@ The floor and three URLs of one live (queued) job, each for --duration seconds:
 - `GET /api/v1/jobs/<id>` with a Bearer token.
 wrk is a native load generator (2 threads), so the Python client does not compete with
 gunicorn for the 2 cores. Target (DESIGN §6): >= 1,500 requests/s on 2 cores.
+N and T default to what `pressroom run` starts on this machine (2 per core, 2 threads each).
 """
 
 from __future__ import annotations

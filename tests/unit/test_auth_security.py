@@ -100,6 +100,30 @@ class TestLoginThrottle:
         client.post("/logout")
         assert [client.post(LOGIN, data=WRONG).status_code for _ in range(6)] == [200] * 5 + [429]
 
+    def test_a_successful_login_leaves_the_addresss_count(self, make_app):
+        app = make_app(LOGIN_FAILS_PER_ADDRESS="3 per 15 minutes")
+        with app.app_context():
+            add_user()
+        client = app.test_client()
+        for _ in range(2):
+            client.post(LOGIN, data=WRONG)
+        assert client.post(LOGIN, data=RIGHT).status_code == 302
+        client.post("/logout")
+        client.post(LOGIN, data={"email": "guess@example.com", "password": "x"})
+        assert client.post(LOGIN, data=RIGHT).status_code == 429
+
+    def test_a_post_with_an_empty_field_counts_against_the_address_too(self, make_app):
+        """Else one address could keep any number of accounts locked: five empty passwords
+        each, never a failure of its own."""
+        app = make_app(LOGIN_FAILS_PER_ADDRESS="3 per 15 minutes")
+        with app.app_context():
+            add_user()
+        client = app.test_client()
+        for n in range(3):
+            answer = client.post(LOGIN, data={"email": f"victim{n}@example.com", "password": ""})
+            assert answer.status_code == 200
+        assert client.post(LOGIN, data=RIGHT).status_code == 429
+
     def test_past_the_limit_even_the_right_password_is_a_429_page_saying_when(self, staff_app):
         client = staff_app.test_client()
         for _ in range(5):

@@ -10,12 +10,14 @@ import sqlalchemy as sa
 
 from tests.conftest import add_user, join_all
 from webapp import jobs
+from webapp.db import write_txn
 from webapp.extensions import db
 from webapp.jobs import artifacts
 from webapp.jobs.lease import claim
 from webapp.jobs.reaper import expire, reap
+from webapp.jobs.submit import enqueue, live_twin
 from webapp.messages import Msg
-from webapp.models import Artifact, Job, JobStatus, Role, utcnow
+from webapp.models import Artifact, Job, JobStatus, Origin, Role, utcnow
 
 KIND = "potting_lot_labels"
 
@@ -43,6 +45,24 @@ class TestSubmit:
         again, created = jobs.submit(staff, KIND, {"lot_ids": [3, 2, 1, 1]})
         assert not created and again.id == first.id
         assert db.session.scalar(sa.select(sa.func.count(Job.id))) == 1
+
+    def test_a_system_job_is_the_twin_of_a_system_job_only(self, ctx, staff, lots):
+        """No owner, no subject (a schedule's or an admin tool's job): its twin is the other
+        owner-less live job of the same input, never a user's."""
+        mine, _ = jobs.submit(staff, KIND, {"lot_ids": [1, 2]})
+        prepared = jobs.prepare(jobs.kind_of(KIND), {"lot_ids": [2, 1]}, staff)
+
+        def as_system() -> tuple[Job, bool]:
+            with write_txn() as session:
+                return enqueue(session, KIND, None, prepared=prepared, origin=Origin.SCHEDULE)
+
+        system, created = as_system()
+        assert created and system.id != mine.id and system.owner_id is None
+        again, created = as_system()
+        assert not created and again.id == system.id
+        digest, session = mine.input_hash, db.session()
+        assert live_twin(session, KIND, None, None, digest).id == system.id
+        assert live_twin(session, KIND, staff.id, None, digest).id == mine.id
 
     def test_a_filter_and_the_ids_it_selects_hash_the_same(self, ctx, staff, lots):
         by_filter = jobs.prepare(jobs.kind_of(KIND), {"filter": {"pot_size": "P9"}}, staff)

@@ -52,9 +52,9 @@ def unknown_account_check(password: str) -> None:
 @bp.route("/login", methods=["GET", "POST"])
 @login_limits
 def login() -> ResponseReturnValue:
-    """Show the login form; on success go back to where the user was. Failed attempts are
-    throttled per account and per address (webapp/auth.py): past the limit, 429 until the
-    window has passed, whatever the password."""
+    """Show the login form; on success go back to where the user was. Attempts are throttled
+    per account and failed ones per address (webapp/auth.py; a post with an empty field is a
+    failed one): past the limit, 429 until the window has passed, whatever the password."""
     form = LoginForm()
     next_url = safe_next(request.values.get("next"))
     if form.validate_on_submit():
@@ -71,6 +71,8 @@ def login() -> ResponseReturnValue:
             return redirect(next_url or url_for("nursery.potting_lots"))
         note_failed_login()
         form.password.errors.append(_("Wrong email or password. Check both and try again."))
+    elif request.method == "POST":  # an empty field: the account counted it, the address too
+        note_failed_login()
     elif request.args.get("expired"):
         flash(_("Your session expired. Log in again to continue where you were."), "info")
     return render_template("auth/login.html", form=form, next_url=next_url)
