@@ -38,7 +38,7 @@ PROCESSES: dict[str, str] = {
 #: its GIL, and a keep-alive connection stays with the process that accepted it, so two busy
 #: processes on two cores sometimes share the load unevenly (docs/benchmarks.md "Web processes
 #: and threads": 4 x 2 answered fragments 1,650/s against 1,150 with 2 x 8, submits at p99
-#: 40-50 ms against 80-85). An idle keep-alive connection holds no thread; a download does:
+#: 40-89 ms against 81-85). An idle keep-alive connection holds no thread; a download does:
 #: raise WEB_THREADS where many slow downloads run at once (docs/deploy.md).
 WEB_PROCESSES_PER_CORE = 2
 MAX_WEB_PROCESSES = 8

@@ -120,7 +120,8 @@ def _twin(
 @functools.cache
 def _statement(name: str) -> Any:
     """The lookups of a submit, each built once with its values bound per call: building the
-    expressions took as long as running them (docs/benchmarks.md, "Enqueue")."""
+    expressions each time was a large part of a submit's CPU (docs/benchmarks.md, "Web
+    processes and threads; the submit's statements built once")."""
     bound = sa.bindparam
     reusable = [
         Artifact.input_hash == bound("digest"),
