@@ -32,7 +32,9 @@ import time
 from urllib.parse import urlsplit
 
 from common import machine
-from stack import WEB_PROCESSES, WEB_THREADS, Stack, create_token
+from stack import WEB_PROCESSES, Stack, create_token
+
+from workers.processes import WEB_THREADS
 
 LOTS = 2000
 REFUSED: list[str] = []  # the first answers that were not 2xx, shown at the end

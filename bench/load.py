@@ -33,7 +33,9 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from common import machine
-from stack import WEB_PROCESSES, WEB_THREADS, Stack, create_token
+from stack import WEB_PROCESSES, Stack, create_token
+
+from workers.processes import WEB_THREADS
 
 KIND = "potting_lot_labels"
 

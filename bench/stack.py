@@ -20,11 +20,10 @@ from typing import Any
 
 from common import ROOT, children, hwm_kib, rss_kib
 
-from workers.processes import WEB_THREADS as WEB_THREADS
 from workers.processes import web_processes
 from workers.waiting import free_port, wait_for
 
-#: The web server `pressroom run` starts on this machine: processes, threads in each.
+#: The web processes `pressroom run` starts on this machine (threads: workers.processes).
 WEB_PROCESSES = web_processes(os.cpu_count() or 1)
 
 READY_LINE = "Worker process is ready for action."

@@ -26,7 +26,9 @@ import subprocess
 from urllib.parse import urlsplit
 
 from common import machine
-from stack import WEB_PROCESSES, WEB_THREADS, Stack, create_token, login_cookie
+from stack import WEB_PROCESSES, Stack, create_token, login_cookie
+
+from workers.processes import WEB_THREADS
 
 
 def submit_job(stack: Stack) -> str:

@@ -178,7 +178,8 @@ class Service:
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             return
-        for pid in processes_of(Path(self.env.get("PRESSROOM_DATA", "/nonexistent"))):
+        data = self.env.get("PRESSROOM_DATA")
+        for pid in processes_of(Path(data)) if data else ():
             with suppress(OSError):
                 if os.getpgid(pid) == self.process.pid:
                     os.kill(pid, signal.SIGKILL)

@@ -61,8 +61,11 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
+_ACCOUNT = "account:"  # the account limit's key: this and the email sent
+
+
 def _login_account() -> str:
-    return "account:" + (request.form.get("email") or "").strip().lower()
+    return _ACCOUNT + (request.form.get("email") or "").strip().lower()
 
 
 def _login_failed(_response: Response) -> bool:
@@ -114,7 +117,7 @@ def note_failed_login() -> None:
 def forget_account_attempts() -> None:
     """The right password: the account's count starts again."""
     for current in limiter.current_limits:
-        if any(str(arg).startswith("account:") for arg in current.request_args):
+        if any(str(arg).startswith(_ACCOUNT) for arg in current.request_args):
             try:
                 limiter.limiter.clear(current.limit, *current.request_args)
             except Exception:  # the store went away meanwhile: the count runs out on its window

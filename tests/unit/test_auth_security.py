@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 
 import webapp.auth
 from tests.conftest import add_user, job_in, wait_for
@@ -73,6 +74,14 @@ def writes(statements: list[str]) -> list[str]:
     ]
 
 
+def three_fails_per_address(make_app: Callable[..., Flask], **config: object) -> Flask:
+    """An app whose address limit is 3 failed logins in 15 minutes, with the staff user."""
+    app = make_app(LOGIN_FAILS_PER_ADDRESS="3 per 15 minutes", **config)
+    with app.app_context():
+        add_user()
+    return app
+
+
 class TestLoginThrottle:
     """LOGIN_FAILS_PER_ACCOUNT (5 per 15 minutes: every attempt, counted before its check, a
     success clears it) and LOGIN_FAILS_PER_ADDRESS (20 failed attempts); past the limit even the
@@ -101,9 +110,7 @@ class TestLoginThrottle:
         assert [client.post(LOGIN, data=WRONG).status_code for _ in range(6)] == [200] * 5 + [429]
 
     def test_a_successful_login_leaves_the_addresss_count(self, make_app):
-        app = make_app(LOGIN_FAILS_PER_ADDRESS="3 per 15 minutes")
-        with app.app_context():
-            add_user()
+        app = three_fails_per_address(make_app)
         client = app.test_client()
         for _ in range(2):
             client.post(LOGIN, data=WRONG)
@@ -115,9 +122,7 @@ class TestLoginThrottle:
     def test_a_post_with_an_empty_field_counts_against_the_address_too(self, make_app):
         """Else one address could keep any number of accounts locked: five empty passwords
         each, never a failure of its own."""
-        app = make_app(LOGIN_FAILS_PER_ADDRESS="3 per 15 minutes")
-        with app.app_context():
-            add_user()
+        app = three_fails_per_address(make_app)
         client = app.test_client()
         for n in range(3):
             answer = client.post(LOGIN, data={"email": f"victim{n}@example.com", "password": ""})
@@ -151,9 +156,7 @@ class TestLoginThrottle:
         assert client.post(LOGIN, data=RIGHT).status_code == 429
 
     def test_the_limit_is_per_address_across_accounts(self, make_app):
-        app = make_app(LOGIN_FAILS_PER_ADDRESS="3 per 15 minutes")
-        with app.app_context():
-            add_user()
+        app = three_fails_per_address(make_app)
         client = app.test_client()
         for n in range(3):
             client.post(LOGIN, data={"email": f"guess{n}@example.com", "password": "x"})
@@ -164,9 +167,7 @@ class TestLoginThrottle:
 
     def test_behind_a_trusted_proxy_the_address_is_the_clients(self, make_app):
         # All requests come from the balancer (one REMOTE_ADDR); X-Forwarded-For tells them apart.
-        app = make_app(LOGIN_FAILS_PER_ADDRESS="3 per 15 minutes", TRUSTED_PROXIES=1)
-        with app.app_context():
-            add_user()
+        app = three_fails_per_address(make_app, TRUSTED_PROXIES=1)
         balancer = {"REMOTE_ADDR": "10.0.0.2"}
         guesser = app.test_client()
         for n in range(3):

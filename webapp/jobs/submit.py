@@ -72,9 +72,7 @@ def reusable_artifact(session: Session, digest: str) -> Artifact | None:
     is still on disk (a file removed by hand is rendered again, not handed out as missing)."""
     # Locked (PostgreSQL): retention, which removes it under the same row lock, waits, then
     # sees it kept; or it removed it first and this finds nothing (SQLite: the write lock).
-    artifact = session.scalars(
-        _statement("reusable_file"), {"digest": digest, "now": utcnow()}
-    ).first()
+    artifact = session.scalars(_reusable_statement(), {"digest": digest, "now": utcnow()}).first()
     if artifact is None or not artifacts.exists(artifact.path):
         return None
     return artifact
@@ -92,7 +90,7 @@ def live_twin(
 ) -> Job | None:
     """The live job this one would duplicate: the subject's (whoever asked) or the owner's."""
     shape, values = _twin(kind, owner_id, subject, digest)
-    return session.scalars(_statement(f"twin_{shape}"), values).first()
+    return session.scalars(_twin_statement(shape), values).first()
 
 
 def look_up(
@@ -101,7 +99,7 @@ def look_up(
     """(the live twin's id, whether a file for this input may exist) in one indexed SELECT of
     two ids: no row is loaded for what is not there (a new submit's usual answer)."""
     shape, values = _twin(kind, owner_id, subject, digest)
-    row = session.execute(_statement(f"look_up_{shape}"), {**values, "now": utcnow()}).one()
+    row = session.execute(_look_up_statement(shape), {**values, "now": utcnow()}).one()
     return row[0], row[1] is not None
 
 
@@ -117,30 +115,45 @@ def _twin(
     return "system", {"digest": digest}
 
 
-@functools.cache
-def _statement(name: str) -> Any:
-    """The lookups of a submit, each built once with its values bound per call: building the
-    expressions each time was a large part of a submit's CPU (docs/benchmarks.md, "Web
-    processes and threads; the submit's statements built once")."""
-    bound = sa.bindparam
-    reusable = [
-        Artifact.input_hash == bound("digest"),
-        sa.or_(Artifact.pinned, Artifact.expires_at.is_(None), Artifact.expires_at > bound("now")),
+# The lookups of a submit are built once, their values bound per call: building the expressions
+# each time was a large part of a submit's CPU (docs/benchmarks.md, "Web processes and threads;
+# the submit's statements built once").
+
+
+def _reusable_where() -> list[Any]:
+    expires = Artifact.expires_at
+    return [
+        Artifact.input_hash == sa.bindparam("digest"),
+        sa.or_(Artifact.pinned, expires.is_(None), expires > sa.bindparam("now")),
     ]
-    live = [Job.input_hash == bound("digest"), Job.parent_id.is_(None)]
-    live.append(Job.status.in_(LIVE_STATUSES))
-    twins = {
-        "subject": [*live, Job.kind == bound("kind"), Job.subject == bound("subject")],
-        "owner": [*live, Job.owner_id == bound("owner_id"), Job.subject.is_(None)],
-        "system": [*live, Job.owner_id.is_(None), Job.subject.is_(None)],
-    }
-    if name == "reusable_file":
-        return sa.select(Artifact).where(*reusable).with_for_update()
-    kind, _, shape = name.rpartition("_")
-    if kind == "twin":
-        return sa.select(Job).where(*twins[shape])
-    twin = sa.select(Job.id).where(*twins[shape]).limit(1).scalar_subquery()
-    file = sa.select(Artifact.id).where(*reusable).limit(1).scalar_subquery()
+
+
+def _twin_where(shape: str) -> list[Any]:
+    where = [
+        Job.input_hash == sa.bindparam("digest"),
+        Job.parent_id.is_(None),
+        Job.status.in_(LIVE_STATUSES),
+    ]
+    if shape == "subject":
+        return [*where, Job.kind == sa.bindparam("kind"), Job.subject == sa.bindparam("subject")]
+    owner = Job.owner_id == sa.bindparam("owner_id") if shape == "owner" else Job.owner_id.is_(None)
+    return [*where, owner, Job.subject.is_(None)]
+
+
+@functools.cache
+def _reusable_statement() -> Any:
+    return sa.select(Artifact).where(*_reusable_where()).with_for_update()
+
+
+@functools.cache
+def _twin_statement(shape: str) -> Any:
+    return sa.select(Job).where(*_twin_where(shape))
+
+
+@functools.cache
+def _look_up_statement(shape: str) -> Any:
+    twin = sa.select(Job.id).where(*_twin_where(shape)).limit(1).scalar_subquery()
+    file = sa.select(Artifact.id).where(*_reusable_where()).limit(1).scalar_subquery()
     return sa.select(twin, file)
 
 

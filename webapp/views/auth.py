@@ -69,9 +69,8 @@ def login() -> ResponseReturnValue:
             forget_account_attempts()
             start_session(user)
             return redirect(next_url or url_for("nursery.potting_lots"))
-        note_failed_login()
         form.password.errors.append(_("Wrong email or password. Check both and try again."))
-    elif request.method == "POST":  # an empty field: the account counted it, the address too
+    if request.method == "POST":  # not logged in: a wrong password, or an empty field
         note_failed_login()
     elif request.args.get("expired"):
         flash(_("Your session expired. Log in again to continue where you were."), "info")
