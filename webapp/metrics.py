@@ -100,7 +100,7 @@ class LiveCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         from webapp.extensions import db
-        from webapp.models import LIVE_STATUSES, Job, OutboxItem
+        from webapp.models import JOB_IS_LIVE, LIVE_STATUSES, Job, OutboxItem
 
         queues = GaugeMetricFamily(
             "pressroom_queue_length",
@@ -127,7 +127,7 @@ class LiveCollector:
         counts = dict(
             db.session.execute(
                 sa.select(Job.status, sa.func.count(Job.id))
-                .where(Job.status.in_(LIVE_STATUSES), Job.parent_id.is_(None))
+                .where(JOB_IS_LIVE, Job.parent_id.is_(None))
                 .group_by(Job.status)
             ).all()
         )

@@ -264,6 +264,14 @@ class Job(Model):
         return Msg(self.error_code, self.error_params or {}) if self.error_code else None
 
 
+#: "The job is queued or running" with the two values written into the SQL. The live-job unique
+#: indexes are partial (LIVE_WHERE), and SQLite's planner takes a partial index only for a query
+#: whose WHERE implies the index's with constants: with the values bound (`IN (?, ?)`) the twin
+#: lookup of every submit read all the owner's jobs (ix_jobs_owner_id), or for a document with a
+#: subject every top-level job (ix_jobs_parent_id), more with every day of history.
+JOB_IS_LIVE = Job.status.in_([sa.literal_column(f"'{status}'") for status in LIVE_STATUSES])
+
+
 class OutboxItem(Model):
     """Work that must follow a state change (a mail, a webhook), written in the same transaction.
 

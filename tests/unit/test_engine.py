@@ -15,7 +15,7 @@ from webapp.extensions import db
 from webapp.jobs import artifacts
 from webapp.jobs.lease import claim
 from webapp.jobs.reaper import expire, reap
-from webapp.jobs.submit import enqueue, live_twin
+from webapp.jobs.submit import enqueue, live_twin, look_up
 from webapp.messages import Msg
 from webapp.models import Artifact, Job, JobStatus, Origin, Role, utcnow
 
@@ -63,6 +63,40 @@ class TestSubmit:
         digest, session = mine.input_hash, db.session()
         assert live_twin(session, KIND, None, None, digest).id == system.id
         assert live_twin(session, KIND, staff.id, None, digest).id == mine.id
+
+    @pytest.mark.parametrize(
+        "owner, subject, index",
+        [
+            (True, None, "uq_jobs_live_input"),
+            (False, None, "uq_jobs_live_input"),
+            (True, "work_order:1", "uq_jobs_live_subject"),
+        ],
+    )
+    def test_the_twin_lookups_search_the_live_job_indexes(
+        self, ctx, staff, lots, owner, subject, index
+    ):
+        """The live-job indexes are partial (queued or running): SQLite's planner takes one only
+        for a query that names those statuses as constants. With them bound, the lookup of every
+        submit read all the owner's jobs, or every top-level job for a document with a subject."""
+        statements: list[tuple[str, object]] = []
+
+        def keep(conn, cursor, statement, parameters, context, executemany):
+            if "FROM jobs" in statement and "input_hash = ?" in statement:
+                statements.append((statement, parameters))
+
+        owner_id = staff.id if owner else None
+        sa.event.listen(db.engine, "before_cursor_execute", keep)
+        try:
+            look_up(db.session(), KIND, owner_id, subject, "0" * 64)
+            live_twin(db.session(), KIND, owner_id, subject, "0" * 64)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", keep)
+        assert len(statements) == 2
+        connection = db.session.connection()
+        for statement, parameters in statements:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            searches = [row[3] for row in plan if "jobs" in row[3]]
+            assert searches and all(f"USING INDEX {index}" in row for row in searches), searches
 
     def test_a_filter_and_the_ids_it_selects_hash_the_same(self, ctx, staff, lots):
         by_filter = jobs.prepare(jobs.kind_of(KIND), {"filter": {"pot_size": "P9"}}, staff)

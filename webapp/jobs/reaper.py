@@ -19,7 +19,7 @@ from webapp.extensions import db
 from webapp.jobs import artifacts, batches, outbox, transitions
 from webapp.jobs.submit import send
 from webapp.messages import Msg
-from webapp.models import LIVE_STATUSES, Artifact, Job, JobStatus, utcnow
+from webapp.models import JOB_IS_LIVE, LIVE_STATUSES, Artifact, Job, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _has_live_chunks(parent_id: str) -> bool:
         db.session.scalar(
             sa.select(sa.func.count(Job.id)).where(
                 sa.or_(Job.parent_id == parent_id, Job.batch_id == parent_id),
-                Job.status.in_(LIVE_STATUSES),
+                JOB_IS_LIVE,
             )
         )
     )

@@ -27,7 +27,7 @@ from webapp.documents import DocumentKind, Prepared
 from webapp.errors import Conflict, Forbidden, InvalidParams, NotFound
 from webapp.extensions import db
 from webapp.jobs import artifacts, queues, transitions, watch
-from webapp.models import LIVE_STATUSES, Artifact, Job, JobStatus, Origin, User, utcnow
+from webapp.models import JOB_IS_LIVE, Artifact, Job, JobStatus, Origin, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def _twin_where(shape: str) -> list[Any]:
     where = [
         Job.input_hash == sa.bindparam("digest"),
         Job.parent_id.is_(None),
-        Job.status.in_(LIVE_STATUSES),
+        JOB_IS_LIVE,
     ]
     if shape == "subject":
         return [*where, Job.kind == sa.bindparam("kind"), Job.subject == sa.bindparam("subject")]

@@ -20,7 +20,7 @@ from webapp.errors import Conflict, InvalidParams, NotFound
 from webapp.extensions import db
 from webapp.lab.records import file_safe, local_today, next_number
 from webapp.models import (
-    LIVE_STATUSES,
+    JOB_IS_LIVE,
     AnalysisType,
     Artifact,
     Job,
@@ -295,7 +295,7 @@ def update_work_order(
             sa.select(Job.id).where(
                 Job.kind == "work_order",
                 Job.subject == f"work_order:{order.id}",
-                Job.status.in_(LIVE_STATUSES),
+                JOB_IS_LIVE,
             )
         ).all():
             jobs.transitions.cancel(session, older)
@@ -331,7 +331,7 @@ def live_job(kind: str, subject: str) -> Job | None:
 def last_job(kind: str, subject: str, *, live: bool = False) -> Job | None:
     query = sa.select(Job).where(Job.kind == kind, Job.subject == subject, Job.parent_id.is_(None))
     if live:
-        query = query.where(Job.status.in_(LIVE_STATUSES))
+        query = query.where(JOB_IS_LIVE)
     return db.session.scalars(query.order_by(Job.created_at.desc()).limit(1)).first()
 
 
