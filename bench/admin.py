@@ -24,7 +24,7 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from common import machine
+from common import STAFF_EMAIL, machine
 from stack import Stack, login_cookie
 
 
@@ -110,7 +110,7 @@ def run_regeneration(args: argparse.Namespace, processes: int) -> dict:
                 admin, "regenerate", {"kind": "reception_label", "scope": "all", "force": True}
             )
             regen_id = regen.id
-            staff = db.session.scalars(sa.select(User).filter_by(email="staff@example.com")).one()
+            staff = db.session.scalars(sa.select(User).filter_by(email=STAFF_EMAIL)).one()
             while True:  # a third of the documents done: a staff member prints three labels
                 done = (
                     db.session.scalar(

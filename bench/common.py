@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the project, on the path
@@ -199,6 +200,27 @@ def render_seed(labels: list[LabelData], layout: Layout, out: Path) -> None:
 
 
 # -- timing and machine facts -------------------------------------------------------------------
+
+
+STAFF_EMAIL, STAFF_PASSWORD = "staff@example.com", "staff"  # the benchmarks' staff user
+
+
+def seed_database(lots: int) -> Any:
+    """In an app context: migrate the database, add the staff user and `lots` demo lots;
+    returns the user."""
+    from webapp.cli import init_db
+    from webapp.extensions import db
+    from webapp.models import Role, User
+    from webapp.nursery.demo import seed_lots
+
+    init_db()
+    user = User(email=STAFF_EMAIL, role=Role.STAFF, name="Staff")
+    user.set_password(STAFF_PASSWORD)
+    db.session.add(user)
+    db.session.commit()
+    if lots:
+        seed_lots(lots)
+    return user
 
 
 def best_of(repeat: int, run: Callable[[], object]) -> float:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, children, hwm_kib, rss_kib
+from common import ROOT, STAFF_EMAIL, STAFF_PASSWORD, children, hwm_kib, rss_kib, seed_database
 
 from workers.processes import web_processes
 from workers.waiting import free_port, wait_for
@@ -64,22 +64,12 @@ class Stack:
         wait_ready(self.socket, process)
 
     def init_app(self, lots: int) -> Any:
-        """Migrate the database, add a staff user and `lots` demo lots; returns the app."""
+        """Migrate the database, add the staff user and `lots` demo lots; returns the app."""
         from webapp import create_app
-        from webapp.cli import init_db
-        from webapp.extensions import db
-        from webapp.models import Role, User
-        from webapp.nursery.demo import seed_lots
 
         self.app = create_app({"PRESSROOM_DATA": str(self.data), "METRICS_DIR": None})
         with self.app.app_context():
-            init_db()
-            user = User(email="staff@example.com", role=Role.STAFF, name="Staff")
-            user.set_password("staff")
-            db.session.add(user)
-            db.session.commit()
-            if lots:
-                seed_lots(lots)
+            seed_database(lots)
         return self.app
 
     def spawn(self, name: str, argv: list[str], **env: str) -> subprocess.Popen[bytes]:
@@ -249,11 +239,11 @@ def create_token(stack: Stack) -> str:
     from webapp.models import User
 
     with stack.app.app_context():
-        user = db.session.scalars(sa.select(User).where(User.email == "staff@example.com")).one()
+        user = db.session.scalars(sa.select(User).where(User.email == STAFF_EMAIL)).one()
         return make(user)
 
 
-def login_cookie(base: str, email: str = "staff@example.com", password: str = "staff") -> str:
+def login_cookie(base: str, email: str = STAFF_EMAIL, password: str = STAFF_PASSWORD) -> str:
     """Log in through the real form (CSRF token included); returns the Cookie header value."""
     import http.client
     import re

@@ -22,7 +22,7 @@ import re
 import tempfile
 import time
 
-from common import machine
+from common import STAFF_EMAIL, STAFF_PASSWORD, machine, seed_database
 
 
 def main() -> None:
@@ -33,21 +33,13 @@ def main() -> None:
 
     from webapp import create_app, jobs
     from webapp.auth import create_token
-    from webapp.cli import init_db
     from webapp.extensions import db
-    from webapp.models import Role, User
-    from webapp.nursery.demo import seed_lots
 
     data = tempfile.mkdtemp(prefix="prs-")
     config = {"PRESSROOM_DATA": data, "SECRET_KEY": "bench", "BROKER": "stub", "METRICS_DIR": None}
     app = create_app(config)
     with app.app_context():
-        init_db()
-        user = User(email="staff@example.com", role=Role.STAFF, name="Staff")
-        user.set_password("staff-staff")
-        db.session.add(user)
-        db.session.commit()
-        seed_lots(50)
+        user = seed_database(50)
         token = create_token(user)
         job_id = jobs.submit(user, "potting_lot_labels", {"lot_ids": list(range(1, 41))})[0].id
         db.session.remove()
@@ -55,7 +47,7 @@ def main() -> None:
     browser = app.test_client()
     form = browser.get("/login").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form)
-    login = {"email": "staff@example.com", "password": "staff-staff"}
+    login = {"email": STAFF_EMAIL, "password": STAFF_PASSWORD}
     if csrf:
         login["csrf_token"] = csrf.group(1)
     assert browser.post("/login", data=login).status_code in (302, 303), "login failed"

@@ -25,7 +25,7 @@ import shutil
 import subprocess
 from urllib.parse import urlsplit
 
-from common import machine
+from common import STAFF_EMAIL, machine
 from stack import WEB_PROCESSES, Stack, create_token, login_cookie
 
 from workers.processes import WEB_THREADS
@@ -39,7 +39,7 @@ def submit_job(stack: Stack) -> str:
     from webapp.models import User
 
     with stack.app.app_context():
-        user = db.session.scalars(sa.select(User).where(User.email == "staff@example.com")).one()
+        user = db.session.scalars(sa.select(User).where(User.email == STAFF_EMAIL)).one()
         job, _ = jobs.submit(user, "potting_lot_labels", {"lot_ids": list(range(1, 41))})
         return job.id
 

@@ -171,7 +171,9 @@ class Origin(enum.StrEnum):
     EVENT = "event"
 
 
-LIVE_WHERE = "status IN ('queued', 'running')"
+# The live statuses as SQL constants: the live-job indexes' predicate and JOB_IS_LIVE say the same.
+_LIVE_LITERALS = [f"'{status}'" for status in LIVE_STATUSES]
+LIVE_WHERE = f"status IN ({', '.join(_LIVE_LITERALS)})"  # status IN ('queued', 'running')
 
 
 class Job(Model):
@@ -269,7 +271,7 @@ class Job(Model):
 #: whose WHERE implies the index's with constants: with the values bound (`IN (?, ?)`) the twin
 #: lookup of every submit read all the owner's jobs (ix_jobs_owner_id), or for a document with a
 #: subject every top-level job (ix_jobs_parent_id), more with every day of history.
-JOB_IS_LIVE = Job.status.in_([sa.literal_column(f"'{status}'") for status in LIVE_STATUSES])
+JOB_IS_LIVE = Job.status.in_([sa.literal_column(value) for value in _LIVE_LITERALS])
 
 
 class OutboxItem(Model):

@@ -99,17 +99,12 @@ class TestSubmit:
             postgresql = connection.dialect.name == "postgresql"
             if postgresql:
                 connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            explain = "EXPLAIN" if postgresql else "EXPLAIN QUERY PLAN"
             for statement, parameters in statements:
-                plan = connection.exec_driver_sql(
-                    f"EXPLAIN {statement}" if postgresql else f"EXPLAIN QUERY PLAN {statement}",
-                    parameters,
-                )
-                if postgresql:
-                    scans = [row[0] for row in plan if " on jobs" in row[0]]
-                    assert scans and all(index in row for row in scans), scans
-                else:
-                    scans = [row[3] for row in plan if "jobs" in row[3]]
-                    assert scans and all(f"USING INDEX {index}" in row for row in scans), scans
+                plan = connection.exec_driver_sql(f"{explain} {statement}", parameters)
+                lines = [row[0] if postgresql else row[3] for row in plan]
+                scans = [line for line in lines if " jobs" in line]  # "SEARCH jobs", "… on jobs"
+                assert scans and all(index in line for line in scans), lines
 
     def test_a_filter_and_the_ids_it_selects_hash_the_same(self, ctx, staff, lots):
         by_filter = jobs.prepare(jobs.kind_of(KIND), {"filter": {"pot_size": "P9"}}, staff)
