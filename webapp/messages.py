@@ -10,14 +10,39 @@ code is missing here or lacks a translation in any language.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from flask_babel import force_locale, format_number, gettext
+from babel import Locale
+from babel.numbers import format_decimal, get_group_symbol
+from flask_babel import force_locale, format_number, get_locale, gettext
 
 
 def N_(message: str) -> str:  # the marker pybabel extracts by default
     """Mark `message` for extraction; it is translated where it is shown."""
     return message
+
+
+def number(value: int | float | None) -> str:
+    """A count with the locale's digit grouping: 1,000 / 1.000."""
+    value = value or 0
+    if type(value) is int and (symbol := _thousands(get_locale())) is not None:
+        return f"{value:,}".replace(",", symbol)
+    return format_number(value)
+
+
+@cache
+def _thousands(locale: Locale | None) -> str | None:
+    """The locale's group symbol where Babel groups its whole numbers by threes (every language
+    offered): Python's own grouping gives Babel's text then, at a tenth of the cost (a status
+    fragment shows three counts). None leaves other locales to Babel."""
+    if locale is None:
+        return None
+    symbol = get_group_symbol(locale)
+    samples = (-1234567, 1234, 12345678901)
+    if all(format_decimal(n, locale=locale) == f"{n:,}".replace(",", symbol) for n in samples):
+        return symbol
+    return None
 
 
 CATALOGUE: dict[str, str] = {
@@ -267,7 +292,7 @@ def _values(params: dict[str, Any], translate: bool) -> dict[str, Any]:
         if isinstance(value, bool):
             values[key] = value
         elif isinstance(value, int | float):
-            values[key] = format_number(value)
+            values[key] = number(value)
         elif key == "unit" and isinstance(value, str) and value in UNITS:
             values[key] = gettext(UNITS[value][1]) if translate else UNITS[value][1]
         elif isinstance(value, list):
@@ -288,7 +313,7 @@ def render(code: str | None, params: dict[str, Any] | None = None) -> str:
     values = _values({k: v for k, v in params.items() if k != "attempts"}, translate=True)
     text = gettext(template, **values) if "%(" in template else gettext(template)
     if params.get("attempts"):
-        text = gettext(GAVE_UP, message=text, attempts=format_number(params["attempts"]))
+        text = gettext(GAVE_UP, message=text, attempts=number(params["attempts"]))
     return text
 
 

@@ -11,7 +11,6 @@ from flask_babel import (
     format_currency,
     format_date,
     format_decimal,
-    format_number,
     get_locale,
     gettext,
     ngettext,
@@ -20,7 +19,7 @@ from flask_babel import (
 from webapp import documents
 from webapp.http import is_htmx
 from webapp.jobs import eta_seconds
-from webapp.messages import N_, UNITS, Msg
+from webapp.messages import N_, UNITS, Msg, number
 from webapp.pdf.layout import PRESETS
 
 # What a job's state is called on screen; `data-job-status` keeps the raw value.
@@ -119,11 +118,6 @@ def filesize(size: int | None) -> str:
             return f"{format_decimal(value, format='#,##0.#')} {unit}"
         value /= 1024
     return ""
-
-
-def number(value: int | float | None) -> str:
-    """A count with the locale's digit grouping: 1,000 / 1.000."""
-    return format_number(value or 0)
 
 
 def local_time(value: datetime | None) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import flask_babel
 import pytest
 import sqlalchemy as sa
 from babel.messages.catalog import Catalog, Message
@@ -21,7 +22,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask
+from flask import Flask, render_template_string
 from flask.testing import FlaskClient
 from flask_babel import force_locale, gettext
 
@@ -32,7 +33,7 @@ from webapp.config import DEFAULTS
 from webapp.documents.base import _PYDANTIC
 from webapp.extensions import db
 from webapp.i18n import FIELD_LABELS
-from webapp.messages import CATALOGUE, GAVE_UP, UNITS, Msg, render
+from webapp.messages import CATALOGUE, GAVE_UP, UNITS, Msg, number, render
 from webapp.models import Artifact, Job, User, utcnow
 from webapp.templating import FILTER_LABELS, LAYOUT_NAMES, ORIGIN_LABELS, STATUS_LABELS
 from webapp.views.errors import PAGE_MESSAGES
@@ -456,6 +457,40 @@ class TestRender:
             assert render(None) == ""
         with pytest.raises(KeyError):
             Msg("printer_on_fire")
+
+    @pytest.mark.parametrize("lang", [*DEFAULTS["LANGUAGES"], "sv", "de_CH", "hi"])
+    def test_counts_are_grouped_as_babel_groups_them(self, app, lang):
+        values = [0, 7, -7, 999, 1000, -1234, 50_000, 1_000_001, -12_345_678, 10**12, 2.5, 1234.5]
+        with app.test_request_context(), force_locale(lang):
+            assert [number(value) for value in values] == [
+                flask_babel.format_number(value) for value in values
+            ]
+            assert number(None) == "0"
+
+    def test_a_request_finds_its_catalogue_once_and_follows_a_forced_locale(self, app, monkeypatch):
+        lookups: list[str] = []
+        find = flask_babel.Domain.get_translations
+
+        def counted(domain: flask_babel.Domain) -> Any:
+            lookups.append(str(flask_babel.get_locale()))
+            return find(domain)
+
+        monkeypatch.setattr(flask_babel.Domain, "get_translations", counted)
+        with app.test_request_context(headers={"Accept-Language": "nl"}):
+            assert [gettext("Cancel"), gettext("Cancel"), gettext("Running")] == [
+                "Annuleren",
+                "Annuleren",
+                "Bezig",
+            ]
+            with force_locale("es"):
+                assert gettext("Cancel") == "Cancelar"
+                assert Msg("drawing_labels").english() == "Drawing labels"
+                assert gettext("Running") == "En curso"
+            assert gettext("Cancel") == "Annuleren"
+            assert render_template_string("{{ _('Cancel') }}") == "Annuleren"
+            flask_babel.refresh()
+            assert gettext("Cancel") == "Annuleren"
+        assert lookups == ["nl", "es", "en", "nl"]  # the outer catalogues come back as they were
 
     def test_english_stays_english(self, app):
         with app.test_request_context():
