@@ -7,6 +7,7 @@ import html
 import re
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -224,3 +225,63 @@ class TestApiGetOfOneJob:
             db.session.commit()
         assert get(tokens["staff"]) == 401
         assert get(tokens["admin"]) == 401
+
+
+class TestSeenMark:
+    """`watch.seen` on a real broker: the Redis mark a job's polls keep alive (webapp/jobs/watch.py)."""
+
+    @pytest.fixture
+    def redis_calls(self, app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+        from webapp.jobs import watch
+
+        calls: list[dict[str, Any]] = []
+
+        class Recorder:
+            fail = False
+
+            def set(self, key: str, value: int, px: int) -> None:
+                if Recorder.fail:
+                    raise ConnectionError("redis is down")
+                calls.append({"key": key, "px": px, "at": clock[0]})
+
+        clock = [1000.0]
+        monkeypatch.setattr(watch.time, "monotonic", lambda: clock[0])
+        monkeypatch.setattr(watch, "_client", Recorder)
+        monkeypatch.setattr(watch, "_written", {})
+        monkeypatch.setitem(app.extensions, "pressroom.broker", object())  # not the stub
+        self.clock, self.recorder = clock, Recorder
+        return calls
+
+    def test_a_process_writes_the_mark_once_a_sixth_of_the_idle_time_and_it_outlives_the_last_poll(
+        self, app: Flask, redis_calls: list[dict[str, Any]]
+    ):
+        from webapp.jobs import watch
+
+        app.config["READY_MAIL_IDLE_S"] = 30.0
+        with app.app_context():
+            for second in range(12):  # a page polling once a second
+                self.clock[0] = 1000.0 + second
+                watch.seen("job-a")
+            watch.seen("job-b")
+        assert [(c["key"], c["at"]) for c in redis_calls] == [
+            ("pressroom:seen:job-a", 1000.0),
+            ("pressroom:seen:job-a", 1005.0),
+            ("pressroom:seen:job-a", 1010.0),
+            ("pressroom:seen:job-b", 1011.0),
+        ]
+        # Each mark lives 35 s: from the last write (10 s) past the last poll (11 s) by >= 30 s.
+        last = redis_calls[2]
+        assert last["px"] == 35_000 and last["at"] + last["px"] / 1000 - 1011.0 >= 30.0
+
+    def test_a_mark_redis_did_not_take_is_written_again_at_the_next_poll(
+        self, app: Flask, redis_calls: list[dict[str, Any]]
+    ):
+        from webapp.jobs import watch
+
+        with app.app_context():
+            self.recorder.fail = True
+            watch.seen("job-a")  # never raises into the status read
+            self.recorder.fail = False
+            self.clock[0] += 1
+            watch.seen("job-a")
+        assert [c["at"] for c in redis_calls] == [1001.0]

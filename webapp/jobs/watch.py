@@ -3,6 +3,11 @@
 The mark lives in Redis with an expiry (no database write on the status path, shared by every
 web process); with the stub broker of unit tests, in this process. A job that ends after its
 page went unpolled that long mails its owner a link (hooks.py), one that was watched does not.
+
+A page polls every second, but a web process writes the mark again only once it is a sixth of
+READY_MAIL_IDLE_S old, with that sixth added to its expiry: the mark outlives the last poll by
+READY_MAIL_IDLE_S at least (a watched job never mails) and by a sixth more at most, and five
+polls in six make no Redis round trip (which cost a poll more than rendering its fragment).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from flask import current_app
 log = logging.getLogger(__name__)
 
 _local: dict[str, float] = {}  # stub broker: job id → when the mark expires (monotonic)
+_written: dict[str, float] = {}  # job id → when this process last wrote its mark (monotonic)
+_WRITTEN_KEPT = 10_000  # entries before the old ones are dropped
 
 
 def _client() -> Any:
@@ -44,10 +51,18 @@ def seen(job_id: str) -> None:
     if isinstance(broker, StubBroker):
         _local[job_id] = time.monotonic() + ttl
         return
+    now, again = time.monotonic(), ttl / 6
+    if now - _written.get(job_id, -again) < again:
+        return
     try:
-        _client().set(_key(job_id), 1, px=max(1, int(ttl * 1000)))
+        _client().set(_key(job_id), 1, px=max(1, int((ttl + again) * 1000)))
     except Exception as exc:  # a status read never fails for this
         log.debug("seen(%s) not recorded: %s", job_id, exc)
+        return
+    _written[job_id] = now
+    if len(_written) > _WRITTEN_KEPT:
+        for stale in [key for key, at in list(_written.items()) if now - at >= again]:
+            _written.pop(stale, None)
 
 
 def watched(job_id: str) -> bool:
