@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from email.message import Message
 from typing import Any
 
@@ -25,7 +26,7 @@ from tests.services import Stack
 from webapp.db import write_txn
 from webapp.extensions import db
 from webapp.lab.demo import seed_lab
-from webapp.models import Job, OutboxItem, Report
+from webapp.models import Job, OutboxItem, Report, utcnow
 from workers.waiting import free_port
 
 pytestmark = pytest.mark.integration
@@ -278,11 +279,16 @@ class TestReadyMail:
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         try:
+            # Left: no poll's mark, and older than READY_MAIL_IDLE_S (1 s here).
             wait_for(
-                lambda: not redis.exists(f"pressroom:seen:{unwatched.id}"),
+                lambda: (
+                    not redis.exists(f"pressroom:seen:{unwatched.id}")
+                    and utcnow() - unwatched.created_at > timedelta(seconds=1)
+                ),
                 10,
                 message="the unwatched job's page to count as left",
             )
+            assert redis.exists(f"pressroom:seen:{watched.id}")
             stack.allow(unwatched, 2)
             stack.allow(watched, 2)
             stack.wait_status(unwatched.id, "done")

@@ -249,10 +249,9 @@ def enqueue(
     transitions.insert(session, job)
     load_after_commit(session, job)
     if job.status == JobStatus.QUEUED:
+        # No "seen" mark: a job younger than READY_MAIL_IDLE_S counts as watched (hooks.py), as
+        # a mark written now would (one Redis round trip less a submit).
         send_after_commit(session, job.id, chunk=batch_id is not None)
-        if owner is not None:  # its page opens next (or a script polls): watched from the start
-            job_id = job.id
-            after_commit(session, lambda: watch.seen(job_id))
     return job, True
 
 
