@@ -13,6 +13,7 @@ polls in six make no Redis round trip (which cost a poll more than rendering its
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -51,17 +52,17 @@ def seen(job_id: str) -> None:
     if isinstance(broker, StubBroker):
         _local[job_id] = time.monotonic() + ttl
         return
-    now, again = time.monotonic(), ttl / 6
-    if now - _written.get(job_id, -again) < again:
+    now, every = time.monotonic(), ttl / 6
+    if now - _written.get(job_id, -math.inf) < every:
         return
     try:
-        _client().set(_key(job_id), 1, px=max(1, int((ttl + again) * 1000)))
+        _client().set(_key(job_id), 1, px=max(1, int((ttl + every) * 1000)))
     except Exception as exc:  # a status read never fails for this
         log.debug("seen(%s) not recorded: %s", job_id, exc)
         return
     _written[job_id] = now
     if len(_written) > _WRITTEN_KEPT:
-        for stale in [key for key, at in list(_written.items()) if now - at >= again]:
+        for stale in [key for key, at in list(_written.items()) if now - at >= every]:
             _written.pop(stale, None)
 
 

@@ -212,8 +212,8 @@ def describe(layout_key: str, custom: dict[str, Any] | None) -> str:
     """A layout as the pages name it: a preset's name, or a custom layout's sizes."""
     from flask_babel import gettext
 
+    from webapp.messages import number as grouped
     from webapp.templating import layout_name
-    from webapp.templating import number as grouped
 
     if layout_key != CUSTOM or not custom:
         return layout_name(layout_key)
